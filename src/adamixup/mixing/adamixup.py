@@ -1,0 +1,219 @@
+"""AdaMixUp (Guo, Mao, Zhang, "MixUp as Locally Linear Out-of-Manifold Regularization", AAAI 2019).
+
+MixUp whose mixing ratio is chosen per pair by a learned policy region generator π and kept off
+the data manifold by an intrusion discriminator φ. The classifier, π and φ minimize one loss
+together: L = L_clean + L_mixed + w * L_intrusion (cooperative, one optimizer, no alternation).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import (
+    MixOutput,
+    check_batch,
+    check_logits,
+    check_model,
+    mix_pair,
+    mix_targets,
+    model_num_classes,
+    one_hot,
+    recursive_mix,
+    soft_cross_entropy,
+)
+
+INPUT_MODES = ("concat", "noisy_mean")
+CLEAN_LOSS = ("all", "mixed_half")
+
+
+class LightPolicyBody(nn.Module):
+    """A small convolutional body for π (two strided convolutions and global pooling), for when a
+    copy of the classifier is too expensive."""
+
+    def __init__(self, in_channels: int, width: int = 32):
+        super().__init__()
+        self.num_features = width
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, width // 2, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(width // 2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width // 2, width, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    forward = forward_features
+
+
+def _fresh_copy(model: nn.Module) -> nn.Module:
+    """The model's architecture with newly initialized weights and no classifier head."""
+    body = copy.deepcopy(model)
+    for module in body.modules():
+        if hasattr(module, "reset_parameters") and module is not body:
+            module.reset_parameters()
+    if hasattr(body, "reset_classifier"):
+        body.reset_classifier(0)
+    return body
+
+
+class PolicyRegionGenerator(nn.Module):
+    """π: maps a pair of inputs to a region [α, α + Δ] ⊆ [0, 1] and samples λ in it.
+
+    A softmax over three outputs (α, Δ, slack) guarantees α + Δ ≤ 1; λ = α + Δ·u with u ~ U(0, 1)
+    per pair, a reparameterization through which gradients reach π.
+
+    body:        a module with ``forward_features`` (or ``forward``) returning ``(N, D)`` features
+                 and a ``num_features`` attribute D.
+    input_mode:  "concat": the pair stacked on the channel axis (the paper's π(X)); "noisy_mean":
+                 w·x1 + (1−w)·x2 with w ~ U(0, 1) per pair (the authors' code).
+    in_channels: C of one input; with ``adapter=True`` the stacked pair (2C channels) passes a learned
+                 1×1 convolution to C channels first, so that a body built for C channels reads it.
+    """
+
+    def __init__(self, body: nn.Module, input_mode: str = "concat", in_channels: Optional[int] = None, adapter: bool = False):
+        super().__init__()
+        if input_mode not in INPUT_MODES:
+            raise ValueError(f"policy input_mode must be one of {', '.join(INPUT_MODES)}, got {input_mode!r}")
+        num_features = getattr(body, "num_features", None)
+        if not isinstance(num_features, int):
+            raise TypeError(f"the policy body {type(body).__name__} needs an integer num_features attribute")
+        self.input_mode = input_mode
+        self.adapter = None
+        if adapter and input_mode == "concat":
+            if not in_channels:
+                raise ValueError("the model does not state its input channels: pass AdaMixUp(model, in_channels=C)")
+            self.adapter = nn.Conv2d(2 * in_channels, in_channels, kernel_size=1)
+        self.body = body
+        self.region_head = nn.Linear(num_features, 3)
+
+    def region(self, a: Tensor, b: Tensor) -> "tuple[Tensor, Tensor]":
+        """(α, Δ) for each pair, each ``(M,)``, in float32."""
+        if self.input_mode == "concat":
+            inputs = torch.cat([a, b], dim=1)
+            if self.adapter is not None:
+                inputs = self.adapter(inputs)
+        else:
+            inputs = mix_pair(a, b, torch.rand(a.shape[0], device=a.device))
+        body = self.body.forward_features if hasattr(self.body, "forward_features") else self.body
+        p = F.softmax(self.region_head(body(inputs)).float(), dim=1)
+        return p[:, 0], p[:, 1]
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        alpha, delta = self.region(a, b)
+        return alpha + delta * torch.rand_like(alpha)
+
+
+def derangement(n: int, device: Union[str, torch.device, None] = None) -> Tensor:
+    """A random permutation of range(n) with no fixed point (n >= 2): a random cycle through all
+    indices. A sample paired with itself would give φ a "mixed" example identical to a real one."""
+    order = torch.randperm(n, device=device)
+    partner = torch.empty_like(order)
+    partner[order] = order.roll(-1)
+    return partner
+
+
+class AdaMixUp(nn.Module):
+    """AdaMixUp as a drop-in mixer: ``out = mixer(model, x, y)``.
+
+    model:            the classifier (timm protocol); used here only to size π and φ, not stored.
+    in_channels:      channels of one input image (default: ``model.in_channels``).
+    k:                inputs per mixed sample; k > 2 mixes the first k-1 recursively with the same π.
+    policy:           π's body: "same" (the classifier's architecture with its own weights, the
+                      paper's choice), "light" (:class:`LightPolicyBody`) or any module with
+                      ``num_features``.
+    input_mode:       "concat" (default, the paper) or "noisy_mean" (the authors' code).
+    intrusion_weight: w in L = L_clean + L_mixed + w·L_intrusion.
+    intrusion_hidden: width of a hidden layer in φ (0: φ is one linear layer on the features).
+    clean_loss:       "all": the clean cross-entropy covers all B samples (default); "mixed_half":
+                      only the half that is mixed, as in the authors' code.
+    label_smoothing:  ε of the one-hot targets before they are mixed.
+
+    Batch split: the first ⌊B/2⌋ samples are mixed, each with partners from a random derangement of
+    that half; the remaining ⌈B/2⌉ ("unseen") are not mixed. One backbone pass reads the mixed and
+    all B clean samples; the classifier head and φ both read those features.
+    """
+
+    min_batch = 4
+
+    def __init__(
+        self,
+        model: nn.Module,
+        in_channels: Optional[int] = None,
+        k: int = 2,
+        policy: Union[str, nn.Module] = "same",
+        input_mode: str = "concat",
+        intrusion_weight: float = 1.0,
+        intrusion_hidden: int = 0,
+        clean_loss: str = "all",
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__()
+        check_model(model)
+        if k < 2:
+            raise ValueError(f"AdaMixUp mixes k >= 2 inputs, got k={k}")
+        if clean_loss not in CLEAN_LOSS:
+            raise ValueError(f"clean_loss must be one of {', '.join(CLEAN_LOSS)}, got {clean_loss!r}")
+        if intrusion_weight < 0:
+            raise ValueError(f"intrusion_weight must be >= 0, got {intrusion_weight}")
+        in_channels = in_channels or getattr(model, "in_channels", None)
+        if isinstance(policy, nn.Module):
+            self.policy = PolicyRegionGenerator(policy, input_mode)
+        elif policy == "same":
+            self.policy = PolicyRegionGenerator(_fresh_copy(model), input_mode, in_channels, adapter=True)
+        elif policy == "light":
+            if not in_channels:
+                raise ValueError("the model does not state its input channels: pass AdaMixUp(model, in_channels=C)")
+            width = in_channels * (2 if input_mode == "concat" else 1)
+            self.policy = PolicyRegionGenerator(LightPolicyBody(width), input_mode)
+        else:
+            raise ValueError(f"policy must be 'same', 'light' or a module, got {policy!r}")
+        d = int(model.num_features)
+        if intrusion_hidden:
+            self.intrusion_head = nn.Sequential(nn.Linear(d, intrusion_hidden), nn.ReLU(inplace=True), nn.Linear(intrusion_hidden, 2))
+        else:
+            self.intrusion_head = nn.Linear(d, 2)
+        self.k, self.intrusion_weight = int(k), float(intrusion_weight)
+        self.clean_loss, self.label_smoothing = clean_loss, float(label_smoothing)
+
+    def forward(self, model: nn.Module, x: Tensor, y: Tensor) -> MixOutput:
+        check_model(model)
+        check_batch(x, y, self.min_batch, "AdaMixUp", model_num_classes(model))
+        b, m = x.shape[0], x.shape[0] // 2
+        partners = [derangement(m, x.device) for _ in range(self.k - 1)]
+        xm, lam = recursive_mix(x, m, partners, self.policy)
+
+        features = model.forward_features(torch.cat([xm, x]))
+        logits = model.forward_head(features)
+        target = one_hot(y, check_logits(logits, y), self.label_smoothing)
+        tm = mix_targets(target, m, partners, lam)
+        mixed_loss = soft_cross_entropy(logits[:m], tm)
+        n_clean = b if self.clean_loss == "all" else m
+        clean_loss = soft_cross_entropy(logits[m : m + n_clean], target[:n_clean])
+
+        # φ: mixed samples are "off the manifold" (1), real ones are not (0); each side averaged.
+        intr_logits = self.intrusion_head(features).float()
+        intr_labels = torch.cat([x.new_ones(m, dtype=torch.long), x.new_zeros(b, dtype=torch.long)])
+        intrusion_loss = F.cross_entropy(intr_logits[:m], intr_labels[:m]) + F.cross_entropy(intr_logits[m:], intr_labels[m:])
+        loss = clean_loss + mixed_loss + self.intrusion_weight * intrusion_loss
+        with torch.no_grad():
+            intr_acc = (intr_logits.argmax(1) == intr_labels).float().mean()
+        return MixOutput(
+            loss=loss,
+            terms={"clean": clean_loss.detach(), "mixed": mixed_loss.detach(), "intrusion": intrusion_loss.detach()},
+            lam=lam.detach().reshape(-1),
+            features=features[m:],
+            targets=y,
+            partners=torch.stack(partners),
+            mixed=xm.detach(),
+            mixed_targets=tm.detach(),
+            stats={"intrusion_acc": intr_acc},
+        )

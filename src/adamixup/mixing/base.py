@@ -1,0 +1,146 @@
+"""What every mixer shares: the output type, soft targets, soft cross-entropy, input checks.
+
+Every mixer answers ``out = mixer(model, x, y)``; ``out.loss`` is the whole training loss of the
+step. The model follows timm's protocol: ``forward_features(x) -> (B, D)``, ``forward_head(f) ->
+(B, num_classes)`` and ``num_features = D``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+MODEL_PROTOCOL = ("forward_features", "forward_head", "num_features")
+
+
+@dataclass
+class MixOutput:
+    """The result of one mixer call.
+
+    loss:     scalar, the whole training loss of the step (call ``backward`` on it).
+    terms:    detached scalar loss terms for logging: ``clean``, ``mixed``, ``intrusion`` where used.
+    lam:      the mixing ratios of the step, flattened step-major: ``(k-1) * M`` values for ``M``
+              mixed samples and ``k`` inputs per mix (``M`` values when ``k = 2``); empty for ERM.
+    features: backbone features of the clean samples, ``(B, D)`` (``None`` when the mixer did not
+              pass the clean samples through the backbone).
+    targets:  the class ids of those clean samples, ``(B,)``.
+    partners: ``(k-1, M)`` batch indices of the sample mixed in at each step (``None`` for ERM);
+              mixed sample ``i`` starts from ``x[i]``.
+    mixed:    the mixed inputs, detached, ``(M, C, H, W)`` (``None`` for ERM), for pictures and analysis.
+    mixed_targets: their soft targets, ``(M, num_classes)``.
+    stats:    extra detached scalars a mixer reports (e.g. the intrusion discriminator's accuracy).
+    """
+
+    loss: Tensor
+    terms: Dict[str, Tensor]
+    lam: Tensor
+    features: Optional[Tensor]
+    targets: Tensor
+    partners: Optional[Tensor] = None
+    mixed: Optional[Tensor] = None
+    mixed_targets: Optional[Tensor] = None
+    stats: Dict[str, Tensor] = field(default_factory=dict)
+
+
+def one_hot(y: Tensor, num_classes: int, smoothing: float = 0.0) -> Tensor:
+    """Float one-hot targets ``(B, num_classes)`` for class ids ``y``.
+
+    smoothing: label smoothing ε; the true class gets ``1 - ε + ε / num_classes`` and every other
+    class ``ε / num_classes`` (Szegedy et al. 2016), so each row still sums to one.
+    """
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"label smoothing must lie in [0, 1), got {smoothing}")
+    off = smoothing / num_classes
+    target = torch.full((y.shape[0], num_classes), off, dtype=torch.float32, device=y.device)
+    return target.scatter_(1, y.long().unsqueeze(1), 1.0 - smoothing + off)
+
+
+def mix_pair(a: Tensor, b: Tensor, lam: Tensor) -> Tensor:
+    """``lam * a + (1 - lam) * b`` with one ratio per row of ``a`` (``lam``: ``(M,)``)."""
+    lam = lam.to(a.dtype).view(-1, *([1] * (a.dim() - 1)))
+    return lam * a + (1 - lam) * b
+
+
+def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean cross-entropy of ``logits`` ``(B, C)`` against probability vectors ``target`` ``(B, C)``.
+
+    Computed in float32 whatever the autocast dtype, since log-softmax of bf16 logits loses the
+    small probabilities that soft targets weight.
+    """
+    return -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
+def check_model(model: nn.Module) -> None:
+    missing = [name for name in MODEL_PROTOCOL if not hasattr(model, name)]
+    if missing:
+        raise TypeError(
+            f"{type(model).__name__} lacks {', '.join(missing)} of the model protocol "
+            "(forward_features, forward_head, num_features); wrap a torchvision-style classifier "
+            "with adamixup.models.ProtocolWrapper"
+        )
+
+
+def check_batch(x: Tensor, y: Tensor, min_batch: int, method: str, num_classes: Optional[int]) -> None:
+    if not torch.is_tensor(x) or not torch.is_floating_point(x):
+        dtype = x.dtype if torch.is_tensor(x) else type(x).__name__
+        raise TypeError(f"{method} needs float images, got {dtype}; convert with x.float() / 255")
+    if x.dim() < 2:
+        raise ValueError(f"{method} needs a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
+    if not torch.is_tensor(y) or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        dtype = y.dtype if torch.is_tensor(y) else type(y).__name__
+        raise TypeError(f"{method} needs integer class ids y, got {dtype}")
+    if y.dim() != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"{method} needs one class id per image: x has {x.shape[0]} images, y has shape {tuple(y.shape)}"
+        )
+    if x.shape[0] < min_batch:
+        raise ValueError(f"{method} needs a batch of at least {min_batch} samples, got {x.shape[0]}")
+    if num_classes is not None and y.numel():
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= num_classes:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"label {bad} is out of range for a model with {num_classes} classes (0..{num_classes - 1})")
+
+
+def model_num_classes(model: nn.Module) -> Optional[int]:
+    n = getattr(model, "num_classes", None)
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
+def check_logits(logits: Tensor, y: Tensor) -> int:
+    """Label range check against the head's actual width, for models that do not state num_classes."""
+    c = logits.shape[1]
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= c):
+        bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
+        raise ValueError(f"label {bad} is out of range for a model with {c} classes (0..{c - 1})")
+    return c
+
+
+def recursive_mix(
+    x: Tensor, first: int, partners: Sequence[Tensor], sample_lam: Callable[[Tensor, Tensor], Tensor]
+) -> Tuple[Tensor, Tensor]:
+    """Mix ``x[:first]`` with ``x[partners[0]]``, the result with ``x[partners[1]]``, and so on.
+
+    k inputs are mixed by k-1 applications of the two-input rule ``lam * a + (1 - lam) * b``.
+    ``sample_lam(a, b)`` returns one ratio per pair (``(first,)``); it sees the running mixture
+    ``a`` and the newcomer ``b``, which is what lets AdaMixUp's policy choose each step's ratio.
+    Returns the mixed inputs and the ratios ``(k-1, first)``.
+    """
+    xm, used = x[:first], []
+    for idx in partners:
+        lam = sample_lam(xm, x[idx])
+        xm = mix_pair(xm, x[idx], lam)
+        used.append(lam)
+    return xm, torch.stack(used)
+
+
+def mix_targets(target: Tensor, first: int, partners: Sequence[Tensor], lams: Tensor) -> Tensor:
+    """The soft targets of :func:`recursive_mix`'s output: ``target`` ``(B, C)`` mixed with the same
+    partners and ratios, so that each row stays a probability vector."""
+    tm = target[:first]
+    for idx, lam in zip(partners, lams):
+        tm = mix_pair(tm, target[idx], lam)
+    return tm
