@@ -1,0 +1,38 @@
+"""``evaluate``: test error and per-class errors of a saved run."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict
+
+import yaml
+
+from ..data import BatchAugment, load_dataset
+from ..models import build_model
+from .checkpoint import load_checkpoint
+from .config import config_from_dict
+from .loop import TrainingError, error_rate, per_class_error, predict, select_device
+
+
+def evaluate_run(run_dir: Path, checkpoint: str = "last", device: str = "auto") -> Dict[str, Any]:
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise TrainingError(f"{run_dir} is not a run directory (no config.yaml)")
+    config = config_from_dict(yaml.safe_load(cfg_path.read_text()), str(cfg_path))
+    ckpt_path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    if not ckpt_path.is_file():
+        raise TrainingError(f"{run_dir} has no {checkpoint}.pt checkpoint")
+    dev = select_device(device)
+    data = load_dataset(config.dataset, config.data_root, train_fraction=config.train_fraction, seed=config.seed,
+                        fold=config.fold, num_folds=config.num_folds)
+    model = build_model(config.model, in_channels=data.in_channels, num_classes=data.num_classes, **config.model_args)
+    ckpt = load_checkpoint(ckpt_path, map_location=dev)
+    model.load_state_dict(ckpt["model"])
+    model.to(dev)
+    augment = BatchAugment(data.mean, data.std).to(dev)
+    pred = predict(model, data.test_x, augment, config.eval_batch_size, dev)
+    return {
+        "run_dir": str(run_dir), "checkpoint": checkpoint, "epoch": ckpt["epoch"], "dataset": config.dataset,
+        "test_samples": len(data.test_y), "test_error": error_rate(pred, data.test_y),
+        "per_class_error": dict(zip(data.classes, per_class_error(pred, data.test_y, data.num_classes))),
+    }

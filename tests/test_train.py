@@ -1,0 +1,143 @@
+"""Trainer: config validation, run directory, resume equality, non-finite loss, evaluate, compare, CLI."""
+import json
+
+import pytest
+import torch
+import yaml
+
+from adamixup.cli import main
+from adamixup.train import ConfigError, TrainingError, build_config, compare, resume, train
+from adamixup.train.config import parse_set
+from adamixup.train.schedule import lr_factor
+
+FAST = {"dataset": "digits", "epochs": 2, "batch_size": 64, "model_args": {"width": 4}, "quiet": True,
+        "train_eval_samples": 200}
+
+
+def fast_config(**kw):
+    return build_config("digits", {**FAST, **kw})
+
+
+def test_unknown_and_bad_config_keys_are_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key 'learning_rate'"):
+        build_config(None, {"learning_rate": 0.1})
+    with pytest.raises(ConfigError, match="'lr' must be of type float"):
+        build_config(None, {"lr": "fast"})
+    with pytest.raises(ConfigError, match="'method': must be one of"):
+        build_config(None, {"method": "cutmix"})
+    with pytest.raises(ConfigError, match="mixer_args.alpah' is not an option of MixUp"):
+        build_config(None, {"method": "mixup", "mixer_args": {"alpah": 1.0}})
+    with pytest.raises(ConfigError, match="batch_size.*AdaMixUp needs at least 4"):
+        build_config(None, {"batch_size": 2})
+    with pytest.raises(ConfigError, match="milestones"):
+        build_config(None, {"schedule": "step"})
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("epochs: 3\nwarmup: 1\n")
+    with pytest.raises(ConfigError, match=f"unknown config key 'warmup' in {recipe}"):
+        build_config(str(recipe))
+    with pytest.raises(ConfigError, match="no recipe file"):
+        build_config("nonexistent_recipe")
+    assert parse_set(["lr=0.1", "mixer_args.alpha=0.4", "fold=null"]) == {"lr": 0.1, "mixer_args": {"alpha": 0.4}, "fold": None}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_set(["lr"])
+
+
+def test_every_shipped_recipe_is_valid():
+    from adamixup.train.config import list_recipes
+
+    names = list_recipes()
+    assert {"mnist5k", "digits", "mnist", "fashion_mnist", "svhn", "cifar10", "cifar100", "cifar10_s", "cifar100_s"} <= set(names)
+    for name in names:
+        cfg = build_config(name)
+        assert cfg.epochs >= 1
+    assert build_config("cifar10_s").train_fraction == 0.2
+    c = build_config("cifar10")
+    assert (c.model, c.optimizer, c.lr, c.weight_decay, c.batch_size, c.milestones) == ("preact_resnet18", "sgd", 0.1, 1e-4, 128, [100, 150])
+
+
+def test_schedules():
+    assert lr_factor(0, 10, 5, "constant") == 1.0
+    assert lr_factor(25, 10, 5, "step", [2, 4], 0.1) == pytest.approx(0.1)
+    assert lr_factor(45, 10, 5, "step", [2, 4], 0.1) == pytest.approx(0.01)
+    assert lr_factor(49, 10, 5, "cosine") < 0.01 and lr_factor(0, 10, 5, "cosine") == 1.0
+    assert lr_factor(0, 10, 5, "constant", warmup_epochs=1) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 5, "constant", warmup_epochs=1) == pytest.approx(1.0)
+
+
+def test_run_directory_contents(tmp_path):
+    summary = train(fast_config(), tmp_path / "run")
+    run = tmp_path / "run"
+    for f in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt",
+              "plots/learning_curves.png", "plots/lambda_distribution.png", "plots/mixed_samples.png"):
+        assert (run / f).is_file(), f
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2]
+    for key in ("train_loss", "loss_clean", "loss_mixed", "loss_intrusion", "train_error", "test_error",
+                "lam_mean", "lam_std", "intrusion_acc", "seconds"):
+        assert key in lines[-1], key
+    assert summary["finished"] and summary["final_test_error"] == lines[-1]["test_error"]
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["dataset"] == "digits" and saved["run_dir"] == str(run)
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and "rng" in ckpt and "mixer" in ckpt
+    assert not list(run.glob("checkpoints/*.tmp"))
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train(fast_config(), run)
+
+
+@pytest.mark.parametrize("method", ["mixup", "adamixup"])
+def test_resume_after_epoch_k_equals_uninterrupted_run(tmp_path, method):
+    cfg = dict(epochs=3, method=method)
+    train(fast_config(**cfg), tmp_path / "straight")
+    train(fast_config(**cfg), tmp_path / "stopped", stop_after=1)
+    # a run killed after logging epoch 2 but before its checkpoint: the log line must be dropped
+    with open(tmp_path / "stopped" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": 2, "test_error": -1.0}) + "\n")
+    resume(tmp_path / "stopped")
+    a = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (tmp_path / "stopped" / "metrics.jsonl").read_text().splitlines()]
+    for m in a + b:
+        m.pop("seconds")
+    assert a == b
+    sa = torch.load(tmp_path / "straight/checkpoints/last.pt", weights_only=True)["model"]
+    sb = torch.load(tmp_path / "stopped/checkpoints/last.pt", weights_only=True)["model"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_non_finite_loss_stops_with_clear_message(tmp_path):
+    with pytest.raises(TrainingError, match=r"non-finite at epoch 1, step \d+ .*no checkpoint was written yet"):
+        train(fast_config(lr=1e30, method="erm", optimizer="sgd", momentum=0.0, nesterov=False), tmp_path / "nan")
+    with pytest.raises(TrainingError, match="no checkpoint yet"):
+        resume(tmp_path / "nan")
+
+
+def test_compare_table_and_reuse(tmp_path):
+    base = fast_config(epochs=1)
+    rows = compare(base, ["erm", "mixup"], [0, 1], tmp_path / "cmp")
+    assert [r["method"] for r in rows] == ["erm", "mixup"] and all(r["runs"] == 2 for r in rows)
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "Baseline" in md and "MixUp" in md and "±" in md
+    assert (tmp_path / "cmp" / "compare.png").is_file()
+    stamp = (tmp_path / "cmp" / "erm-seed0" / "summary.json").stat().st_mtime_ns
+    rows2 = compare(base, ["erm", "mixup"], [0, 1], tmp_path / "cmp")  # finished runs are reused
+    assert rows2 == rows and (tmp_path / "cmp" / "erm-seed0" / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    run = tmp_path / "cli-run"
+    args = ["train", "--dataset", "digits", "--epochs", "1", "--quiet", "--run-dir", str(run),
+            "--set", "model_args.width=4", "--set", "mixer_args.policy=light"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "test error" in out and str(run) in out
+    assert main(["evaluate", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "| 9 |" in out and "test error" in out
+    assert main(["train", "--set", "lr=oops"]) == 2
+    assert "config key 'lr'" in capsys.readouterr().err
+    assert main(["train", "--dataset", "cifar10", "--data-root", str(tmp_path / "nothing")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("adamixup: error:") and "Traceback" not in err
+    assert main(["evaluate", str(tmp_path)]) == 1
+    assert "not a run directory" in capsys.readouterr().err
+    assert main(["recipes"]) == 0 and "cifar10_s" in capsys.readouterr().out
