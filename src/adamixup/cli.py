@@ -29,6 +29,8 @@ def _common_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", help="auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format (faster convolutions on GPUs)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the backbone")
     p.add_argument("--quiet", action="store_true", help="no progress bars: one line per epoch, for logs")
 
 
@@ -68,8 +70,9 @@ def _overrides(args: argparse.Namespace) -> Dict[str, Any]:
         v = getattr(args, key, None)
         if v is not None:
             values[key] = v
-    if getattr(args, "quiet", False):
-        values["quiet"] = True
+    for flag in ("quiet", "channels_last", "compile"):
+        if getattr(args, flag, False):
+            values[flag] = True
     set_values = parse_set(args.set)
     for key in ("model_args", "mixer_args"):
         if key in set_values and key in values:

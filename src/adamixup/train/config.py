@@ -54,6 +54,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
     eval_batch_size: int = 1000
     train_eval_samples: int = 1000  # fixed subset of the training set on which train error is measured
     run_dir: Optional[str] = None
