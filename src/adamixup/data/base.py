@@ -8,7 +8,8 @@ on the training device.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import numbers
+from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -143,7 +144,7 @@ def stratified_fraction(labels: np.ndarray, fraction: float, seed: int, classes:
     1`` keeps everything. Raises :class:`DataError` for a fraction outside (0, 1] or one that would
     leave a class without samples.
     """
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction <= 1.0:
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0.0 < fraction <= 1.0:
         raise DataError(f"train_fraction must be a number in (0, 1], got {fraction!r}.")
     labels = np.asarray(labels)
     if fraction == 1.0:
@@ -165,8 +166,8 @@ def stratified_fraction(labels: np.ndarray, fraction: float, seed: int, classes:
 
 
 def to_tensors(x: np.ndarray, y: np.ndarray) -> tuple:
-    """uint8 images and int64 labels as (owned, contiguous) torch tensors."""
-    return (
-        torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8).copy() if not x.flags.writeable else np.ascontiguousarray(x, dtype=np.uint8)),
-        torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)),
-    )
+    """uint8 images and int64 labels as contiguous torch tensors that own writable memory."""
+    x = np.ascontiguousarray(x, dtype=np.uint8)
+    if not x.flags.writeable:  # e.g. np.frombuffer over bytes; torch warns on read-only memory
+        x = x.copy()
+    return torch.from_numpy(x), torch.from_numpy(np.array(y, dtype=np.int64))
