@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 
 from adamixup.train import build_config, resume, train
 from adamixup.train import distributed as dist
-from adamixup.train.loop import Trainer
+from adamixup.train.loop import ClassificationTrainer
 
 CFG = {"dataset": "digits", "epochs": 2, "batch_size": 32, "model_args": {"width": 4}, "quiet": True,
        "train_eval_samples": 100, "mixer_args": {"policy": "light"}}
@@ -27,14 +27,14 @@ def worker(rank, world, port, run_dir, out_dir, stop_after, do_resume):
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     seen = []
-    original = Trainer.batches
+    original = ClassificationTrainer.batches
 
     def recording(self, perm):  # record the sample indices this rank trains on
         for idx in original(self, perm):
             seen.append(idx.tolist())
             yield idx
 
-    Trainer.batches = recording
+    ClassificationTrainer.batches = recording
     if do_resume:
         resume(run_dir)
     else:
@@ -73,7 +73,7 @@ def _param_worker(rank, world, port, out_dir):
     torch.set_num_threads(1)
     dist.setup()
     cfg = build_config("digits", {**CFG, "epochs": 1, "run_dir": None})
-    t = Trainer(cfg, os.path.join(out_dir, "unused"))
+    t = ClassificationTrainer(cfg, os.path.join(out_dir, "unused"))
     t.train_epoch()
     params = torch.cat([p.detach().flatten() for p in list(t.model.parameters()) + list(t.mixer.parameters())])
     torch.save(params, os.path.join(out_dir, f"params{rank}.pt"))

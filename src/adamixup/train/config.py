@@ -111,11 +111,8 @@ class TrainConfig:
         return self
 
 
-FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
-
-
-def _check_type(key: str, value: Any) -> Any:
-    kind = FIELD_TYPES[key]
+def _check_type(field_types: Dict[str, str], key: str, value: Any) -> Any:
+    kind = field_types[key]
     optional = "Optional" in kind
     if value is None:
         if optional:
@@ -140,19 +137,20 @@ def _check_type(key: str, value: Any) -> Any:
     return value
 
 
-def update_config(config: TrainConfig, values: Dict[str, Any], source: str) -> TrainConfig:
-    """Apply ``values`` (from a recipe or ``--set``); ``source`` names where they came from."""
+def update_config(config, values: Dict[str, Any], source: str):
+    """Apply ``values`` (from a recipe or ``--set``) to a config dataclass; ``source`` names where they came from."""
+    field_types = {f.name: f.type for f in fields(config)}
     for key, value in values.items():
         if key in ("model_args", "mixer_args") and isinstance(value, dict):
             merged = dict(getattr(config, key))
             merged.update(value)
             setattr(config, key, merged)
             continue
-        if key not in FIELD_TYPES:
-            close = [k for k in FIELD_TYPES if k.startswith(key[:3])]
+        if key not in field_types:
+            close = [k for k in field_types if k.startswith(key[:3])]
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"unknown config key {key!r} in {source}{hint}")
-        setattr(config, key, _check_type(key, value))
+        setattr(config, key, _check_type(field_types, key, value))
     return config
 
 

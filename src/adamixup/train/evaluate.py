@@ -4,21 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict
 
-import yaml
-
 from ..data import BatchAugment, load_dataset
 from ..models import build_model
+from .base import TrainingError, load_run_config, select_device
 from .checkpoint import load_checkpoint
 from .config import config_from_dict
-from .loop import TrainingError, error_rate, per_class_error, predict, select_device
+from .loop import error_rate, per_class_error, predict
 
 
 def evaluate_run(run_dir: Path, checkpoint: str = "last", device: str = "auto") -> Dict[str, Any]:
     run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise TrainingError(f"{run_dir} is not a run directory (no config.yaml)")
-    config = config_from_dict(yaml.safe_load(cfg_path.read_text()), str(cfg_path))
+    config = load_run_config(run_dir, config_from_dict)
     ckpt_path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     if not ckpt_path.is_file():
         raise TrainingError(f"{run_dir} has no {checkpoint}.pt checkpoint")
