@@ -98,6 +98,10 @@ def test_bad_input_is_one_sentence(tmp_path, market, capsys):
     assert main(["reid", "train", "--data-root", str(tmp_path / "missing"), "--set", "pretrained=null"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("adamixup: error:") and "Traceback" not in err
+    # the recipe's ImageNet weights need a download: offline, one sentence says what to do instead
+    assert main(["reid", "train", "--data-root", str(market), "--run-dir", str(tmp_path / "r"), "--set", "backbone=resnet18"]) == 1
+    err = capsys.readouterr().err
+    assert "--pretrained PATH" in err and "Traceback" not in err
     with pytest.raises(ConfigError, match="mixer_args.alpah"):
         cfg(market, method="mixup", mixer_args={"alpah": 1})
     with pytest.raises(ConfigError, match="no re-ID recipe"):

@@ -240,11 +240,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .data import DataError
     from .train import ConfigError, TrainingError
 
-    ReIDDataError = ValueError if args.command == "reid" else DataError  # the re-ID readers raise ValueError sentences
-
     try:
         return COMMANDS[args.command](args)
-    except (CLIError, ConfigError, DataError, TrainingError, FileNotFoundError, ReIDDataError) as err:
+    except (CLIError, ConfigError, DataError, TrainingError, FileNotFoundError) as err:
         print(f"adamixup: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, (CLIError, ConfigError)) else 1
     except KeyboardInterrupt:

@@ -7,11 +7,13 @@ from torch import nn
 
 from .base import ProtocolModel, ProtocolWrapper
 from .preact_resnet import PreActResNet18
+from .reid_resnet import ReIDResNet50
 from .small_cnn import SmallCNN
 
 MODELS: Dict[str, Callable[..., nn.Module]] = {
     "small_cnn": SmallCNN,
     "preact_resnet18": PreActResNet18,
+    "reid_resnet50": ReIDResNet50,
 }
 
 
@@ -22,4 +24,4 @@ def build_model(name: str, **kwargs) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
-__all__ = ["MODELS", "build_model", "ProtocolModel", "ProtocolWrapper", "PreActResNet18", "SmallCNN"]
+__all__ = ["MODELS", "build_model", "ProtocolModel", "ProtocolWrapper", "PreActResNet18", "ReIDResNet50", "SmallCNN"]

@@ -154,8 +154,15 @@ def reid_config_from_dict(values: Dict[str, Any], source: str) -> ReIDConfig:
 
 def build_reid_model(config: ReIDConfig, num_classes: int) -> ReIDResNet50:
     pretrained = True if config.pretrained == "imagenet" else config.pretrained
-    return ReIDResNet50(num_classes=num_classes, last_stride=config.last_stride, neck=config.neck,
-                        pretrained=pretrained, backbone=config.backbone)
+    try:
+        return ReIDResNet50(num_classes=num_classes, last_stride=config.last_stride, neck=config.neck,
+                            pretrained=pretrained, backbone=config.backbone)
+    except ValueError as err:  # a missing or mismatched weights file, an unknown backbone
+        raise TrainingError(str(err)) from None
+    except OSError as err:  # the download of torchvision's ImageNet weights failed (offline)
+        raise TrainingError(
+            f"cannot download torchvision's ImageNet weights for {config.backbone} ({err}); download them on a "
+            "machine that is online and pass --pretrained PATH, or train from scratch with --set pretrained=null") from None
 
 
 def build_reid_mixer(config: ReIDConfig, model: nn.Module) -> nn.Module:

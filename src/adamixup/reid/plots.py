@@ -1,0 +1,136 @@
+"""Pictures of re-ID results: the CMC curve, and ranked lists (a query and its top gallery matches,
+framed green for a true match and red for a false one).
+
+Both take plain arrays, or split-like objects with ``paths``, ``pids`` and ``camids`` (a
+:class:`adamixup.data.reid.ReIDSplit` or :class:`adamixup.reid.features.FeatureSet`). Figures are
+drawn without pyplot's global state, so they are safe in worker threads and headless runs.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .metrics import ArrayLike, _np
+
+TRUE_COLOUR = (0, 160, 0)
+FALSE_COLOUR = (210, 0, 0)
+QUERY_COLOUR = (60, 60, 60)
+
+
+def _ensure_dir(path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+def plot_cmc(
+    curves: Union[ArrayLike, Dict[str, ArrayLike]], path: Union[str, os.PathLike], title: str = "CMC", max_rank: Optional[int] = None
+) -> str:
+    """Draw CMC curves (rank 1..R on x, matching rate in % on y) to the PNG ``path``.
+
+    curves:   one CMC array ``(R,)`` (fractions in [0, 1], as :func:`evaluate_rank` returns) or a
+              dict ``{label: cmc}`` to compare runs, e.g. with and without re-ranking.
+    max_rank: cut the curves at this rank. Returns the path written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not isinstance(curves, dict):
+        curves = {"": curves}
+    fig = Figure(figsize=(5, 3.6), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for label, cmc in curves.items():
+        cmc = _np(cmc).astype(np.float64).reshape(-1)
+        if max_rank:
+            cmc = cmc[:max_rank]
+        ranks = np.arange(1, cmc.size + 1)
+        text = f"{label} " if label else ""
+        ax.plot(ranks, 100 * cmc, marker="." if cmc.size <= 30 else None, label=f"{text}R1 {100 * cmc[0]:.1f}%")
+    ax.set_xlabel("rank")
+    ax.set_ylabel("matching rate (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path = os.fspath(path)
+    _ensure_dir(path)
+    fig.savefig(path)
+    return path
+
+
+def _fields(split, name: str) -> Tuple[Sequence[str], np.ndarray, np.ndarray]:
+    try:
+        return split.paths, _np(split.pids).reshape(-1), _np(split.camids).reshape(-1)
+    except AttributeError:
+        raise TypeError(f"{name} must have paths, pids and camids (a ReIDSplit or FeatureSet)") from None
+
+
+def _tile(path: str, size: Tuple[int, int], colour: Tuple[int, int, int], border: int):
+    from PIL import Image, ImageOps
+
+    w, h = size
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB").resize((w - 2 * border, h - 2 * border), Image.BILINEAR)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from None
+    return ImageOps.expand(img, border=border, fill=colour)
+
+
+def plot_ranked_lists(
+    distmat: ArrayLike,
+    query,
+    gallery,
+    path: Union[str, os.PathLike],
+    query_indices: Optional[Sequence[int]] = None,
+    topk: int = 10,
+    tile_size: Tuple[int, int] = (64, 128),
+    remove_same_camera: bool = True,
+) -> str:
+    """Draw one row per chosen query: the query image (grey frame), a gap, then its ``topk``
+    nearest gallery images by ``distmat``, framed green (same identity) or red (other identity),
+    each captioned with its rank and distance. Written to the PNG ``path``; returns the path.
+
+    distmat:   ``(Q, G)`` distances; query, gallery: split-like (``paths``, ``pids``, ``camids``).
+    query_indices: the queries to show (default: the first 8).
+    tile_size: (width, height) of an image tile, frame included.
+    remove_same_camera: leave out gallery images of the query's identity and camera, as the
+               evaluation protocol does.
+    """
+    from PIL import Image, ImageDraw
+
+    distmat = _np(distmat)
+    q_paths, q_pids, q_cams = _fields(query, "query")
+    g_paths, g_pids, g_cams = _fields(gallery, "gallery")
+    if distmat.shape != (len(q_pids), len(g_pids)):
+        raise ValueError(f"distmat has shape {distmat.shape}, expected ({len(q_pids)}, {len(g_pids)}) for these splits")
+    if query_indices is None:
+        query_indices = range(min(8, len(q_pids)))
+    query_indices = list(query_indices)
+    if not query_indices:
+        raise ValueError("no query chosen to draw")
+    for i in query_indices:
+        if not 0 <= i < len(q_pids):
+            raise ValueError(f"query index {i} is outside 0..{len(q_pids) - 1}")
+    w, h = tile_size
+    caption, gap, border = 14, w // 3, max(2, w // 16)
+    canvas = Image.new("RGB", (w * (topk + 1) + gap, (h + caption) * len(query_indices)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for row, qi in enumerate(query_indices):
+        y = row * (h + caption)
+        canvas.paste(_tile(q_paths[qi], tile_size, QUERY_COLOUR, border), (0, y))
+        draw.text((2, y + h), f"query, id {q_pids[qi]}", fill=(0, 0, 0))
+        order = np.argsort(distmat[qi], kind="stable")
+        if remove_same_camera:
+            junk = (g_pids[order] == q_pids[qi]) & (g_cams[order] == q_cams[qi])
+            order = order[~junk]
+        for rank, gi in enumerate(order[:topk]):
+            colour = TRUE_COLOUR if g_pids[gi] == q_pids[qi] else FALSE_COLOUR
+            x = w + gap + rank * w
+            canvas.paste(_tile(g_paths[gi], tile_size, colour, border), (x, y))
+            draw.text((x + 2, y + h), f"{rank + 1}: {distmat[qi, gi]:.2f}", fill=colour)
+    path = os.fspath(path)
+    _ensure_dir(path)
+    canvas.save(path)
+    return path
