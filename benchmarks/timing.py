@@ -23,6 +23,7 @@ METHODS: Dict[str, Callable[[nn.Module], nn.Module]] = {
     "AdaMixUp (π = classifier copy, concat)": lambda m: AdaMixUp(m),
     "AdaMixUp (π = classifier copy, noisy_mean)": lambda m: AdaMixUp(m, input_mode="noisy_mean"),
     "AdaMixUp (light π, concat)": lambda m: AdaMixUp(m, policy="light"),
+    "AdaMixUp (π copy, concat, φ on a fixed backbone)": lambda m: AdaMixUp(m, intrusion_backbone="fixed"),
 }
 
 

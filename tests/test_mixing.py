@@ -298,3 +298,24 @@ def test_policy_copy_has_own_weights_and_no_head():
     assert w_model.data_ptr() != w_policy.data_ptr() and not torch.equal(w_model, w_policy)
     ids = {id(p) for p in model.parameters()}
     assert not any(id(p) in ids for p in mixer.parameters())
+
+
+def test_fixed_intrusion_backbone_trains_policy_but_not_backbone():
+    torch.manual_seed(0)
+    model = SmallCNN(in_channels=1, num_classes=10, width=8)
+    mixer = AdaMixUp(model, intrusion_backbone="fixed")
+    x, y = batch(8)
+    bn = model.features[0][1]
+    real_buffer = bn.running_mean.data_ptr()
+    seen = []
+    bn.register_forward_pre_hook(lambda mod, inp: seen.append(mod.running_mean.data_ptr()))
+    state = torch.get_rng_state()
+    full = _loss_at_weight(mixer, model, x, y, 1.0, state)
+    assert len(seen) == 2 and seen.count(real_buffer) == 1  # two passes, one BatchNorm update
+    classifier_only = _loss_at_weight(mixer, model, x, y, 0.0, state).loss
+    intrusion = full.loss - classifier_only
+    assert _grads(intrusion, model.parameters()) == 0  # the backbone is not trained to spot mixing
+    assert _grads(intrusion, mixer.policy.parameters()) > 0  # π still hears φ, through the mixes
+    assert _grads(intrusion, mixer.intrusion_head.parameters()) > 0
+    with pytest.raises(ValueError, match="intrusion_backbone"):
+        AdaMixUp(model, intrusion_backbone="frozen")

@@ -28,6 +28,7 @@ from .base import (
 
 INPUT_MODES = ("concat", "noisy_mean")
 CLEAN_LOSS = ("all", "mixed_half")
+INTRUSION_BACKBONE = ("shared", "fixed")
 
 
 class LightPolicyBody(nn.Module):
@@ -112,6 +113,27 @@ class PolicyRegionGenerator(nn.Module):
         return alpha + delta * torch.rand_like(alpha)
 
 
+class _FeaturesOnly(nn.Module):
+    """``forward`` = the wrapped model's ``forward_features``, for ``torch.func.functional_call``."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model.forward_features(x)
+
+
+def _fixed_features(model: nn.Module, x: Tensor) -> Tensor:
+    """``model.forward_features(x)`` with the model's parameters detached (gradients reach ``x``
+    only) and its buffers copied (BatchNorm's running statistics are not updated a second time)."""
+    from torch.func import functional_call
+
+    state = {f"model.{k}": v.detach() for k, v in model.named_parameters()}
+    state.update({f"model.{k}": v.clone() for k, v in model.named_buffers()})
+    return functional_call(_FeaturesOnly(model), state, (x,))
+
+
 def derangement(n: int, device: Union[str, torch.device, None] = None) -> Tensor:
     """A random permutation of range(n) with no fixed point (n >= 2): a random cycle through all
     indices. A sample paired with itself would give φ a "mixed" example identical to a real one."""
@@ -135,6 +157,12 @@ class AdaMixUp(nn.Module):
     intrusion_hidden: width of a hidden layer in φ (0: φ is one linear layer on the features).
     clean_loss:       "all": the clean cross-entropy covers all B samples (default); "mixed_half":
                       only the half that is mixed, as in the authors' code.
+    intrusion_backbone: "shared" (the paper): φ reads the step's one backbone pass, so the intrusion
+                      loss also trains the backbone; "fixed": the intrusion loss does not train the
+                      backbone — φ reads the clean features detached, and the mixes through a
+                      second pass with the backbone's weights held fixed (gradients still reach π
+                      through the mixes). Costs an extra forward and input-gradient pass over the
+                      ⌊B/2⌋ mixes.
     label_smoothing:  ε of the one-hot targets before they are mixed.
 
     Batch split: the first ⌊B/2⌋ samples are mixed, each with partners from a random derangement of
@@ -155,6 +183,7 @@ class AdaMixUp(nn.Module):
         intrusion_hidden: int = 0,
         clean_loss: str = "all",
         label_smoothing: float = 0.0,
+        intrusion_backbone: str = "shared",
     ):
         super().__init__()
         check_model(model)
@@ -162,6 +191,8 @@ class AdaMixUp(nn.Module):
             raise ValueError(f"AdaMixUp mixes k >= 2 inputs, got k={k}")
         if clean_loss not in CLEAN_LOSS:
             raise ValueError(f"clean_loss must be one of {', '.join(CLEAN_LOSS)}, got {clean_loss!r}")
+        if intrusion_backbone not in INTRUSION_BACKBONE:
+            raise ValueError(f"intrusion_backbone must be one of {', '.join(INTRUSION_BACKBONE)}, got {intrusion_backbone!r}")
         if intrusion_weight < 0:
             raise ValueError(f"intrusion_weight must be >= 0, got {intrusion_weight}")
         in_channels = in_channels or getattr(model, "in_channels", None)
@@ -183,6 +214,7 @@ class AdaMixUp(nn.Module):
             self.intrusion_head = nn.Linear(d, 2)
         self.k, self.intrusion_weight = int(k), float(intrusion_weight)
         self.clean_loss, self.label_smoothing = clean_loss, float(label_smoothing)
+        self.intrusion_backbone = intrusion_backbone
 
     def forward(self, model: nn.Module, x: Tensor, y: Tensor) -> MixOutput:
         check_model(model)
@@ -200,7 +232,11 @@ class AdaMixUp(nn.Module):
         clean_loss = soft_cross_entropy(logits[m : m + n_clean], target[:n_clean])
 
         # φ: mixed samples are "off the manifold" (1), real ones are not (0); each side averaged.
-        intr_logits = self.intrusion_head(features).float()
+        if self.intrusion_backbone == "shared":
+            intr_features = features
+        else:
+            intr_features = torch.cat([_fixed_features(model, xm), features[m:].detach()])
+        intr_logits = self.intrusion_head(intr_features).float()
         intr_labels = torch.cat([x.new_ones(m, dtype=torch.long), x.new_zeros(b, dtype=torch.long)])
         intrusion_loss = F.cross_entropy(intr_logits[:m], intr_labels[:m]) + F.cross_entropy(intr_logits[m:], intr_labels[m:])
         loss = clean_loss + mixed_loss + self.intrusion_weight * intrusion_loss
