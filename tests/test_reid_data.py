@@ -25,14 +25,6 @@ from adamixup.data.reid import (
 from adamixup.reid.transforms import build_test_transform, build_train_transform
 
 
-@pytest.fixture(autouse=True, scope="module")
-def few_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _jpeg(path, seed, size=(16, 32)):
     rng = np.random.default_rng(seed)
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -13,15 +13,6 @@ from adamixup.reid.plots import plot_cmc, plot_ranked_lists
 from adamixup.reid.rerank import re_ranking
 
 
-@pytest.fixture(autouse=True, scope="module")
-def few_threads():
-    # one thread: on a shared, busy machine two threads can make small convolutions 100× slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def reference_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
     """The Market-1501 protocol written plainly, one query at a time (as torchreid's
     eval_market1501), with a stable sort so that equal distances rank by gallery index."""

@@ -13,15 +13,6 @@ from adamixup.models.reid_resnet import ReIDResNet50
 from adamixup.reid.losses import CenterLoss, CrossEntropyLabelSmooth, TripletLoss, euclidean_dist, hard_example_mining
 
 
-@pytest.fixture(autouse=True, scope="module")
-def few_threads():
-    # one thread: on a shared, busy machine two threads can make small convolutions 100× slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_resnet50_last_stride_one_gives_16x8_map():
     torch.manual_seed(0)
     model = ReIDResNet50(num_classes=751).eval()
