@@ -30,6 +30,7 @@ from ..reid import (CenterLoss, TripletLoss, build_test_transform, build_train_t
                     export_features, extract_features, plot_cmc, plot_ranked_lists)
 from ..reid.metrics import compute_distance
 from ..reid.rerank import re_ranking
+from . import distributed as dist
 from .base import BaseTrainer, EpochStats, TrainingError, load_run_config, resume_run, select_device, start_run
 from .checkpoint import load_checkpoint
 from .config import RECIPE_DIR, ConfigError, load_recipe, update_config
@@ -266,6 +267,7 @@ class ReIDTrainer(BaseTrainer):
     def before_optimizer_step(self) -> None:
         if self.center is not None:
             self.center.rescale_center_grads(self.config.center_weight)
+            dist.average_gradients(self.center.parameters())  # the centers live outside DDP
 
     def train_epoch(self) -> Dict[str, Any]:
         cfg = self.config
