@@ -27,7 +27,7 @@ def test_unknown_and_bad_config_keys_are_errors(tmp_path):
         build_config(None, {"method": "cutmix"})
     with pytest.raises(ConfigError, match="mixer_args.alpah' is not an option of MixUp"):
         build_config(None, {"method": "mixup", "mixer_args": {"alpah": 1.0}})
-    with pytest.raises(ConfigError, match="batch_size.*AdaMixUp needs at least 4"):
+    with pytest.raises(ConfigError, match="batch_size.*AdaMixUp, which needs at least 4"):
         build_config(None, {"batch_size": 2})
     with pytest.raises(ConfigError, match="milestones"):
         build_config(None, {"schedule": "step"})

@@ -9,7 +9,7 @@ import dataclasses
 import inspect
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
@@ -25,22 +25,15 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class TrainConfig:
-    # data
-    dataset: str = "mnist5k"
+class RunConfig:
+    """The keys every training run has, classification and re-ID alike (each task's config adds
+    its own and sets its own defaults)."""
+
+    dataset: str = ""
     data_root: Optional[str] = None
-    train_fraction: float = 1.0
-    fold: Optional[int] = None  # embedded sets: use stratified fold `fold` of `num_folds` as the test set
-    num_folds: int = 5
-    augment: bool = True
-    # model and method
-    model: str = "small_cnn"
-    model_args: Dict[str, Any] = field(default_factory=dict)
-    method: str = "adamixup"
+    method: str = "erm"
     mixer_args: Dict[str, Any] = field(default_factory=dict)
-    # optimization
-    epochs: int = 15
-    batch_size: int = 128
+    epochs: int = 1
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -50,64 +43,93 @@ class TrainConfig:
     milestones: List[int] = field(default_factory=list)
     gamma: float = 0.1
     warmup_epochs: float = 0.0
-    # run
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
-    eval_batch_size: int = 1000
-    train_eval_samples: int = 1000  # fixed subset of the training set on which train error is measured
     run_dir: Optional[str] = None
     tensorboard: bool = False
     quiet: bool = False
 
+    # mixer options that the task sets itself, so that a recipe may not
+    task_mixer_args: ClassVar[Tuple[str, ...]] = ()
+
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def validate(self) -> "TrainConfig":
-        from ..data import DATASETS
+    def bad(self, key: str, why: str) -> ConfigError:
+        return ConfigError(f"config key {key!r}: {why} (got {getattr(self, key)!r})")
+
+    def validate_run(self, datasets: Sequence[str]) -> None:
+        """Checks of the shared keys; ``datasets``: the task's valid dataset names."""
         from ..mixing import MIXERS
-        from ..models import MODELS
 
-        def bad(key: str, why: str) -> ConfigError:
-            return ConfigError(f"config key {key!r}: {why} (got {getattr(self, key)!r})")
-
-        if self.dataset not in DATASETS:
-            raise bad("dataset", f"must be one of {', '.join(DATASETS)}")
-        if self.method not in METHODS:
-            raise bad("method", f"must be one of {', '.join(METHODS)}")
-        if self.model not in MODELS:
-            raise bad("model", f"must be one of {', '.join(sorted(MODELS))}")
-        if self.optimizer not in OPTIMIZERS:
-            raise bad("optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
-        if self.precision not in PRECISIONS:
-            raise bad("precision", f"must be one of {', '.join(PRECISIONS)}")
-        for key in ("epochs", "batch_size", "eval_batch_size", "num_folds"):
-            if getattr(self, key) < 1:
-                raise bad(key, "must be at least 1")
-        for key in ("lr", "weight_decay", "momentum", "warmup_epochs", "train_eval_samples"):
+        choices = {"dataset": datasets, "method": METHODS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+                   "precision": PRECISIONS}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise self.bad(key, f"must be one of {', '.join(allowed)}")
+        if self.epochs < 1:
+            raise self.bad("epochs", "must be at least 1")
+        for key in ("lr", "weight_decay", "momentum", "warmup_epochs"):
             if getattr(self, key) < 0:
-                raise bad(key, "must not be negative")
-        if not 0 < self.train_fraction <= 1:
-            raise bad("train_fraction", "must lie in (0, 1]")
+                raise self.bad(key, "must not be negative")
         if self.schedule == "step" and not self.milestones:
-            raise bad("milestones", "the step schedule needs epochs at which to multiply the rate by gamma")
+            raise self.bad("milestones", "the step schedule needs epochs at which to multiply the rate by gamma")
         if sorted(self.milestones) != list(self.milestones):
-            raise bad("milestones", "must be increasing")
+            raise self.bad("milestones", "must be increasing")
         mixer_cls = MIXERS[self.method]
-        accepted = set(inspect.signature(mixer_cls.__init__).parameters) - {"self", "model", "in_channels"}
+        accepted = set(inspect.signature(mixer_cls.__init__).parameters) - {"self", "model", "in_channels",
+                                                                            *self.task_mixer_args}
         unknown = sorted(set(self.mixer_args) - accepted)
         if unknown:
             raise ConfigError(
                 f"config key 'mixer_args.{unknown[0]}' is not an option of {mixer_cls.__name__}; "
                 f"its options are {', '.join(sorted(accepted)) or 'none'}"
             )
+
+    def check_batch(self, key: str, size: int) -> None:
+        from ..mixing import MIXERS
+
         min_batch = 4 if self.method == "adamixup" else 2 if self.method == "mixup" else 1
-        if self.batch_size < min_batch:
-            raise bad("batch_size", f"{mixer_cls.__name__} needs at least {min_batch}")
+        if size < min_batch:
+            raise self.bad(key, f"a batch of {size} is too small for {MIXERS[self.method].__name__}, which needs at least {min_batch}")
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    dataset: str = "mnist5k"
+    method: str = "adamixup"
+    epochs: int = 15
+    # data
+    train_fraction: float = 1.0
+    fold: Optional[int] = None  # embedded sets: use stratified fold `fold` of `num_folds` as the test set
+    num_folds: int = 5
+    augment: bool = True
+    # model
+    model: str = "small_cnn"
+    model_args: Dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 128
+    # evaluation
+    eval_batch_size: int = 1000
+    train_eval_samples: int = 1000  # fixed subset of the training set on which train error is measured
+
+    def validate(self) -> "TrainConfig":
+        from ..data import DATASETS
+        from ..models import MODELS
+
+        self.validate_run(DATASETS)
+        if self.model not in MODELS:
+            raise self.bad("model", f"must be one of {', '.join(sorted(MODELS))}")
+        for key in ("batch_size", "eval_batch_size", "num_folds"):
+            if getattr(self, key) < 1:
+                raise self.bad(key, "must be at least 1")
+        if self.train_eval_samples < 0:
+            raise self.bad("train_eval_samples", "must not be negative")
+        if not 0 < self.train_fraction <= 1:
+            raise self.bad("train_fraction", "must lie in (0, 1]")
+        self.check_batch("batch_size", self.batch_size)
         return self
 
 

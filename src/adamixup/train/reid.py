@@ -11,10 +11,9 @@ returns (no extra forward pass); inference uses the feature after the BNNeck.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -33,7 +32,7 @@ from ..reid.rerank import re_ranking
 from . import distributed as dist
 from .base import BaseTrainer, EpochStats, TrainingError, load_run_config, resume_run, select_device, start_run
 from .checkpoint import load_checkpoint
-from .config import RECIPE_DIR, ConfigError, load_recipe, update_config
+from .config import RECIPE_DIR, ConfigError, RunConfig, load_recipe, update_config
 from .schedule import build_scheduler
 
 REID_DATASETS = ("market1501", "dukemtmcreid", "msmt17", "generic")
@@ -41,10 +40,17 @@ REID_RECIPES = RECIPE_DIR / "reid"
 
 
 @dataclass
-class ReIDConfig:
-    # data
+class ReIDConfig(RunConfig):
+    # the strong baseline's run: Adam 3.5e-4, warm-up 10 epochs, ×0.1 at 40 and 70, 120 epochs
     dataset: str = "market1501"
-    data_root: Optional[str] = None
+    epochs: int = 120
+    lr: float = 3.5e-4
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "step"
+    milestones: List[int] = field(default_factory=lambda: [40, 70])
+    warmup_epochs: float = 10.0
+    # data
     height: int = 256
     width: int = 128
     flip: float = 0.5
@@ -58,76 +64,42 @@ class ReIDConfig:
     pretrained: Optional[str] = None  # "imagenet" (torchvision's weights, downloaded) or a local file
     last_stride: int = 1
     neck: str = "bnneck"
-    # losses
-    method: str = "erm"
-    mixer_args: Dict[str, Any] = field(default_factory=dict)
+    # losses (the ID loss is the mixer's; its label smoothing is set here)
     label_smoothing: float = 0.1
     triplet_weight: float = 1.0
     triplet_margin: float = 0.3
     soft_margin: bool = False
     center_weight: float = 5e-4
     center_lr: float = 0.5
-    # optimization (the paper: Adam 3.5e-4, warm-up 10 epochs, ×0.1 at 40 and 70, 120 epochs)
-    epochs: int = 120
-    optimizer: str = "adam"
-    lr: float = 3.5e-4
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    schedule: str = "step"
-    milestones: List[int] = field(default_factory=lambda: [40, 70])
-    gamma: float = 0.1
-    warmup_epochs: float = 10.0
     # evaluation
     eval_every: int = 10
     metric: str = "euclidean"
     feat_norm: bool = True
     rerank: bool = False
-    # run
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    run_dir: Optional[str] = None
-    tensorboard: bool = False
-    quiet: bool = False
+
+    task_mixer_args: ClassVar[Tuple[str, ...]] = ("label_smoothing", "include_clean")
 
     def validate(self) -> "ReIDConfig":
-        def bad(key: str, why: str) -> ConfigError:
-            return ConfigError(f"config key {key!r}: {why} (got {getattr(self, key)!r})")
-
-        choices = {"dataset": REID_DATASETS, "method": tuple(MIXERS), "neck": ("bnneck", "none"),
-                   "optimizer": ("sgd", "adam"), "schedule": ("constant", "step", "cosine"),
-                   "metric": ("euclidean", "cosine"), "precision": ("fp32", "bf16", "fp16")}
-        for key, allowed in choices.items():
+        self.validate_run(REID_DATASETS)
+        for key, allowed in {"neck": ("bnneck", "none"), "metric": ("euclidean", "cosine")}.items():
             if getattr(self, key) not in allowed:
-                raise bad(key, f"must be one of {', '.join(allowed)}")
+                raise self.bad(key, f"must be one of {', '.join(allowed)}")
         if self.last_stride not in (1, 2):
-            raise bad("last_stride", "must be 1 or 2")
-        for key in ("p", "k", "epochs", "eval_every", "height", "width"):
+            raise self.bad("last_stride", "must be 1 or 2")
+        for key in ("p", "k", "eval_every", "height", "width"):
             if getattr(self, key) < 1:
-                raise bad(key, "must be at least 1")
+                raise self.bad(key, "must be at least 1")
         for key in ("random_erasing", "flip"):
             if not 0 <= getattr(self, key) <= 1:
-                raise bad(key, "is a probability in [0, 1]")
+                raise self.bad(key, "is a probability in [0, 1]")
         if not 0 <= self.label_smoothing < 1:
-            raise bad("label_smoothing", "must lie in [0, 1)")
-        for key in ("lr", "weight_decay", "center_weight", "center_lr", "triplet_weight", "warmup_epochs", "workers", "pad"):
+            raise self.bad("label_smoothing", "must lie in [0, 1)")
+        for key in ("center_weight", "center_lr", "triplet_weight", "workers", "pad"):
             if getattr(self, key) < 0:
-                raise bad(key, "must not be negative")
+                raise self.bad(key, "must not be negative")
         if self.k < 2 and self.triplet_weight > 0:
-            raise bad("k", "the triplet loss needs at least 2 images per identity")
-        if self.schedule == "step" and sorted(self.milestones) != list(self.milestones):
-            raise bad("milestones", "must be increasing")
-        cls = MIXERS[self.method]
-        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "model", "in_channels", "label_smoothing", "include_clean"}
-        unknown = sorted(set(self.mixer_args) - accepted)
-        if unknown:
-            raise ConfigError(f"config key 'mixer_args.{unknown[0]}' is not an option of {cls.__name__} here; "
-                              f"its options are {', '.join(sorted(accepted)) or 'none'}")
-        if self.p * self.k < getattr(cls, "min_batch", 2):
-            raise bad("p", f"a batch of p·k = {self.p * self.k} images is too small for {cls.__name__}")
+            raise self.bad("k", "the triplet loss needs at least 2 images per identity")
+        self.check_batch("p", self.p * self.k)
         return self
 
 
