@@ -36,10 +36,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from adamixup.plots import save_figure
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 LAM_BINS = 10
-METHOD_ORDER = ["erm", "mixup", "adamixup", "adamixup-noisy_mean", "adamixup-w0", "adamixup-half", "adamixup-light"]
+BASELINES = ("erm", "mixup")  # listed first; the AdaMixUp variants follow by name
 
 
 # --------------------------------------------------------------------------------------------------
@@ -213,7 +215,7 @@ def measure_group(runs: Dict[str, Path], pairs: int = 2000, device: str = "cpu",
                            "train_size": len(y), "pairs": pairs, "same_class_share": float((ya == yb).float().mean()),
                            "methods": {}, "classes": list(data.classes)}
     examples_src = {"x": x.cpu(), "y": y, "i": i, "j": j, "mean": data.mean, "std": data.std}
-    for name in sorted(loaded, key=lambda n: METHOD_ORDER.index(n) if n in METHOD_ORDER else len(METHOD_ORDER)):
+    for name in sorted(loaded, key=lambda n: (BASELINES.index(n) if n in BASELINES else len(BASELINES), n)):
         cfg, model, mixer = loaded[name]
         if mixer is not None:
             lam = policy_lambda(mixer, xa, xb, max(2, cfg.batch_size // 2), seed + 2, bn_mode)
@@ -378,10 +380,7 @@ def plot_examples(picks: List[Dict[str, Any]], path: Path) -> Optional[str]:
         row[0].text(-0.15, 0.5, p["dataset"], transform=row[0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
     fig.suptitle("intruding mixes: closer to a real sample of a third class than to either source", fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return str(path)
+    return str(save_figure(fig, path))
 
 
 def plot_by_lambda(groups: List[Dict[str, Any]], path: Path) -> Optional[str]:
@@ -405,10 +404,7 @@ def plot_by_lambda(groups: List[Dict[str, Any]], path: Path) -> Optional[str]:
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("MixUp's mixes: how often they intrude on a third class, by λ", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return str(path)
+    return str(save_figure(fig, path))
 
 
 def measure_and_report(groups: Dict[str, Dict[str, Path]], results_dir: Path, name: str = "intrusion", pairs: int = 2000,

@@ -660,10 +660,9 @@ def _plt():
 
 
 def _save(fig, path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return str(path)
+    from adamixup.plots import save_figure
+
+    return str(save_figure(fig, path))
 
 
 def _colors(methods: Sequence[str]) -> Dict[str, Any]:

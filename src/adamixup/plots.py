@@ -15,7 +15,8 @@ import torch  # noqa: E402
 LOSS_KEYS = ("train_loss", "loss_clean", "loss_mixed", "loss_intrusion")
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` to the PNG ``path`` (folders made as needed) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -48,7 +49,7 @@ def learning_curves(history: List[Dict[str, Any]], path: Path, title: str = "") 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def lambda_distribution(history: List[Dict[str, Any]], path: Path) -> Path:
@@ -67,7 +68,7 @@ def lambda_distribution(history: List[Dict[str, Any]], path: Path) -> Path:
     ax.set(xlabel="epoch", ylabel="λ", title="distribution of the mixing ratio λ over training", ylim=(0, 1))
     ax.legend(loc="upper right", fontsize=8)
     fig.colorbar(im, ax=ax, label="share of mixed samples")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -94,7 +95,7 @@ def mixed_grid(mixed: torch.Tensor, lam: torch.Tensor, targets: torch.Tensor, cl
         label = " ".join(f"{classes[c]}:{p:.2f}" for p, c in zip(top.values.tolist(), top.indices.tolist()) if p > 0.005)
         ax.set_title(f"λ={lam[i]:.2f}\n{label}", fontsize=7)
     fig.suptitle("mixed training samples (λ weighs the first input)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def compare_bars(rows: List[Dict[str, Any]], path: Path, title: str = "") -> Path:
@@ -117,4 +118,4 @@ def compare_bars(rows: List[Dict[str, Any]], path: Path, title: str = "") -> Pat
     ax.set(ylabel="test error (%)", title=title or "test error, mean ± std over runs")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)

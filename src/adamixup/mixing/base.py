@@ -98,11 +98,8 @@ def check_batch(x: Tensor, y: Tensor, min_batch: int, method: str, num_classes: 
         )
     if x.shape[0] < min_batch:
         raise ValueError(f"{method} needs a batch of at least {min_batch} samples, got {x.shape[0]}")
-    if num_classes is not None and y.numel():
-        lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or hi >= num_classes:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"label {bad} is out of range for a model with {num_classes} classes (0..{num_classes - 1})")
+    if num_classes is not None:
+        check_labels(y, num_classes)
 
 
 def model_num_classes(model: nn.Module) -> Optional[int]:
@@ -112,11 +109,16 @@ def model_num_classes(model: nn.Module) -> Optional[int]:
 
 def check_logits(logits: Tensor, y: Tensor) -> int:
     """Label range check against the head's actual width, for models that do not state num_classes."""
-    c = logits.shape[1]
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= c):
-        bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
-        raise ValueError(f"label {bad} is out of range for a model with {c} classes (0..{c - 1})")
-    return c
+    check_labels(y, logits.shape[1])
+    return logits.shape[1]
+
+
+def check_labels(y: Tensor, num_classes: int) -> None:
+    if y.numel():
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= num_classes:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"label {bad} is out of range for a model with {num_classes} classes (0..{num_classes - 1})")
 
 
 def recursive_mix(

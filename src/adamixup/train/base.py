@@ -81,6 +81,13 @@ class EpochStats:
         self.lams: List[Tensor] = []
         self.start = time.perf_counter()
 
+    def postfix(self) -> Dict[str, str]:
+        """Progress-bar text: the epoch's running mean loss and the last step's mean λ (no device sync)."""
+        text = {"loss": f"{self.sums.get('train_loss', float('nan')) / max(self.steps, 1):.3f}"}
+        if self.lams:
+            text["λ"] = f"{self.lams[-1].mean().item():.2f}"
+        return text
+
     def add(self, values: Dict[str, float], lam: Tensor) -> None:
         for k, v in values.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
@@ -90,7 +97,7 @@ class EpochStats:
 
     def result(self, device: torch.device) -> Dict[str, Any]:
         metrics = dist.mean_dict({k: v / max(self.steps, 1) for k, v in self.sums.items()}, device)
-        lam = dist.gather_cat(torch.cat(self.lams) if self.lams else torch.empty(0), device)
+        lam = dist.gather_cat(torch.cat(self.lams) if self.lams else torch.empty(0))
         if lam.numel():
             metrics["lam_mean"], metrics["lam_std"] = lam.mean().item(), lam.std().item() if lam.numel() > 1 else 0.0
             metrics["lam_hist"] = np.histogram(lam.numpy(), bins=LAM_BINS, range=(0.0, 1.0))[0].tolist()

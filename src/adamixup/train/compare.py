@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 from .. import plots
 from .config import TrainConfig
@@ -62,8 +62,7 @@ def table_markdown(rows: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def compare(base: TrainConfig, methods: Sequence[str], seeds: Sequence[int], out_dir: Path,
-            method_args: Optional[Dict[str, Dict[str, Any]]] = None) -> List[Dict[str, Any]]:
+def compare(base: TrainConfig, methods: Sequence[str], seeds: Sequence[int], out_dir: Path) -> List[Dict[str, Any]]:
     """Train every method with every seed (same data, model, schedule); write compare.md/.json/.png."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +70,7 @@ def compare(base: TrainConfig, methods: Sequence[str], seeds: Sequence[int], out
     for method in methods:
         for seed in seeds:
             cfg = TrainConfig(**{**base.to_dict(), "method": method, "seed": seed, "run_dir": None,
-                                 "mixer_args": dict((method_args or {}).get(method, {}))})
+                                 "mixer_args": {}})
             cfg.validate()
             results.setdefault(method, []).append(run_or_reuse(cfg, out_dir / f"{method}-seed{seed}"))
     rows = summarize(results, base.dataset)

@@ -76,7 +76,7 @@ def max_value(value: float, device: torch.device) -> float:
     return t.item()
 
 
-def gather_cat(t: Tensor, device: torch.device) -> Tensor:
+def gather_cat(t: Tensor) -> Tensor:
     """Concatenate a 1-D CPU tensor of possibly different lengths from every rank."""
     if not is_distributed():
         return t

@@ -112,7 +112,7 @@ class ClassificationTrainer(BaseTrainer):
                 x = x.contiguous(memory_format=torch.channels_last)
             out = self.train_step(x, self.train_y[idx], i, stats)
             if not cfg.quiet and self.main:
-                bar.set_postfix(loss=f"{out.loss.item():.3f}", **({"λ": f"{out.lam.mean().item():.2f}"} if out.lam.numel() else {}))
+                bar.set_postfix(stats.postfix())
         if out.mixed is not None:  # a few mixes of the epoch's last batch, for the picture
             m = min(16, out.mixed.shape[0])
             self.last_mixes = (out.mixed[:m].float().cpu(), out.lam[:m].float().cpu(), out.mixed_targets[:m].cpu())

@@ -254,7 +254,7 @@ class ReIDTrainer(BaseTrainer):
                 x = x.contiguous(memory_format=torch.channels_last)
             self.train_step(x, y.to(self.device, non_blocking=True), i, stats)
             if not cfg.quiet and self.main:
-                bar.set_postfix(loss=f"{stats.sums['train_loss'] / stats.steps:.3f}")
+                bar.set_postfix(stats.postfix())
         return stats.result(self.device)
 
     def evaluate(self, final: bool) -> Dict[str, Any]:
@@ -289,7 +289,7 @@ class ReIDTrainer(BaseTrainer):
 def reid_curves(history: List[Dict[str, Any]], path: Path, title: str = "") -> Path:
     import matplotlib.pyplot as plt
 
-    from ..plots import _save
+    from ..plots import save_figure
 
     fig, (ax_loss, ax_ev) = plt.subplots(1, 2, figsize=(10, 3.8))
     epochs = [m["epoch"] for m in history]
@@ -306,7 +306,7 @@ def reid_curves(history: List[Dict[str, Any]], path: Path, title: str = "") -> P
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def train_reid(config: ReIDConfig, run_dir: Optional[Path] = None, stop_after: Optional[int] = None,
