@@ -8,7 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator, ScalarFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -40,9 +40,10 @@ def learning_curves(history: List[Dict[str, Any]], path: Path, title: str = "") 
         ax_err.annotate(f"best {best['test_error']:.2f}%", (best["epoch"], best["test_error"]), fontsize=8,
                         xytext=(0, 12), textcoords="offset points", ha="center")
     ax_err.set(xlabel="epoch", ylabel="error (%)", title="error", yscale="log")
-    ax_err.yaxis.set_major_formatter(ScalarFormatter())
-    ax_err.yaxis.set_minor_formatter(ScalarFormatter())
-    ax_err.tick_params(axis="y", which="minor", labelsize=7)
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax_err.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))  # 1, 2, 5, 10, 20, 50: readable, no overlap
+    ax_err.yaxis.set_major_formatter(plain)
+    ax_err.yaxis.set_minor_formatter(plain)
     ax_err.legend(fontsize=8)
     for ax in (ax_loss, ax_err):
         ax.grid(alpha=0.3)
