@@ -319,3 +319,39 @@ def test_fixed_intrusion_backbone_trains_policy_but_not_backbone():
     assert _grads(intrusion, mixer.intrusion_head.parameters()) > 0
     with pytest.raises(ValueError, match="intrusion_backbone"):
         AdaMixUp(model, intrusion_backbone="frozen")
+
+
+def test_min_width_keeps_every_region_at_least_that_wide():
+    torch.manual_seed(0)
+    model = SmallCNN(in_channels=1, num_classes=10, width=8)
+    mixer = AdaMixUp(model, min_width=0.3)
+    with torch.no_grad():  # push π's softmax to a degenerate region: all mass on the slack output
+        mixer.policy.region_head.weight.zero_()
+        mixer.policy.region_head.bias.copy_(torch.tensor([0.0, -50.0, 50.0]))
+    x, _ = batch(10)
+    alpha, delta = mixer.policy.region(x[:5], x[5:])
+    assert torch.allclose(delta, torch.full((5,), 0.3)) and (alpha + delta <= 1 + 1e-6).all()
+    with pytest.raises(ValueError, match="min_width"):
+        AdaMixUp(model, min_width=1.0)
+
+
+def test_kl_mixed_loss_is_cross_entropy_minus_label_entropy_with_same_classifier_gradients():
+    model = SmallCNN(in_channels=1, num_classes=10, width=8)
+    x, y = batch(8)
+    outs, grads = {}, {}
+    for form in ("ce", "kl"):
+        torch.manual_seed(0)
+        mixer = AdaMixUp(model, mixed_loss=form)
+        torch.manual_seed(1)
+        out = mixer(model, x, y)
+        outs[form] = out
+        grads[form] = torch.autograd.grad(out.loss, [model.head.weight, mixer.policy.region_head.weight])
+    tm = outs["ce"].mixed_targets
+    entropy = -(tm * tm.clamp_min(1e-12).log()).sum(1).mean()
+    assert entropy > 0.1  # the pairs really are mixed
+    assert torch.equal(outs["ce"].lam, outs["kl"].lam)
+    assert (outs["ce"].terms["mixed"] - outs["kl"].terms["mixed"]).item() == pytest.approx(entropy.item(), rel=1e-5)
+    assert torch.allclose(grads["ce"][0], grads["kl"][0], atol=1e-6)  # H(ỹ) does not depend on the classifier
+    assert not torch.allclose(grads["ce"][1], grads["kl"][1], atol=1e-6)  # but it does on λ, hence π
+    with pytest.raises(ValueError, match="mixed_loss"):
+        AdaMixUp(model, mixed_loss="mse")

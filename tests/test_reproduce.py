@@ -67,6 +67,11 @@ def test_paired_matches_runs_by_fold_and_seed():
     keys, diffs = rep.paired(recs, "d", "a", "b")
     assert keys == [(0, 0), (1, 0)]
     assert diffs == pytest.approx([-0.5, -0.5])
+    recs.append({"dataset": "other", "method": "a", "fold": 2, "seed": 0, "test_error": 0.25})
+    keys, diffs = rep.paired(recs, None, "a", "b")  # pooled: pairs keyed by data set too
+    assert keys == [("d", 0, 0), ("d", 1, 0), ("other", 2, 0)]
+    assert diffs == pytest.approx([-0.5, -0.5, 0.25])
+    assert rep.paired_summary(recs, None, "a", "b")["datasets"] == ["d", "other"]
 
 
 def test_small_helpers():

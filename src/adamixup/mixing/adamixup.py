@@ -29,6 +29,7 @@ from .base import (
 INPUT_MODES = ("concat", "noisy_mean")
 CLEAN_LOSS = ("all", "mixed_half")
 INTRUSION_BACKBONE = ("shared", "fixed")
+MIXED_LOSS = ("ce", "kl")
 
 
 class LightPolicyBody(nn.Module):
@@ -69,8 +70,9 @@ def _fresh_copy(model: nn.Module) -> nn.Module:
 class PolicyRegionGenerator(nn.Module):
     """π: maps a pair of inputs to a region [α, α + Δ] ⊆ [0, 1] and samples λ in it.
 
-    A softmax over three outputs (α, Δ, slack) guarantees α + Δ ≤ 1; λ = α + Δ·u with u ~ U(0, 1)
-    per pair, a reparameterization through which gradients reach π.
+    A softmax over three outputs (p_α, p_Δ, slack) guarantees α + Δ ≤ 1; λ = α + Δ·u with
+    u ~ U(0, 1) per pair, a reparameterization through which gradients reach π. With a minimum width
+    δ, α = (1 − δ)·p_α and Δ = δ + (1 − δ)·p_Δ: every region is at least δ wide (δ = 0: the paper).
 
     body:        a module with ``forward_features`` (or ``forward``) returning ``(N, D)`` features
                  and a ``num_features`` attribute D.
@@ -78,12 +80,17 @@ class PolicyRegionGenerator(nn.Module):
                  w·x1 + (1−w)·x2 with w ~ U(0, 1) per pair (the authors' code).
     in_channels: C of one input; with ``adapter=True`` the stacked pair (2C channels) passes a learned
                  1×1 convolution to C channels first, so that a body built for C channels reads it.
+    min_width:   δ in [0, 1), the narrowest region π may choose.
     """
 
-    def __init__(self, body: nn.Module, input_mode: str = "concat", in_channels: Optional[int] = None, adapter: bool = False):
+    def __init__(self, body: nn.Module, input_mode: str = "concat", in_channels: Optional[int] = None, adapter: bool = False,
+                 min_width: float = 0.0):
         super().__init__()
         if input_mode not in INPUT_MODES:
             raise ValueError(f"policy input_mode must be one of {', '.join(INPUT_MODES)}, got {input_mode!r}")
+        if not 0.0 <= min_width < 1.0:
+            raise ValueError(f"min_width must be in [0, 1), got {min_width}")
+        self.min_width = float(min_width)
         num_features = getattr(body, "num_features", None)
         if not isinstance(num_features, int):
             raise TypeError(f"the policy body {type(body).__name__} needs an integer num_features attribute")
@@ -106,7 +113,8 @@ class PolicyRegionGenerator(nn.Module):
             inputs = mix_pair(a, b, torch.rand(a.shape[0], device=a.device))
         body = self.body.forward_features if hasattr(self.body, "forward_features") else self.body
         p = F.softmax(self.region_head(body(inputs)).float(), dim=1)
-        return p[:, 0], p[:, 1]
+        free = 1.0 - self.min_width
+        return free * p[:, 0], self.min_width + free * p[:, 1]
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         alpha, delta = self.region(a, b)
@@ -164,6 +172,10 @@ class AdaMixUp(nn.Module):
                       through the mixes). Costs an extra forward and input-gradient pass over the
                       ⌊B/2⌋ mixes.
     label_smoothing:  ε of the one-hot targets before they are mixed.
+    mixed_loss:       "ce": the mixed samples' soft cross-entropy (the paper); "kl": the same minus the
+                      mixed label's entropy H(ỹ) — identical gradients for the classifier, but π no
+                      longer lowers the loss by moving λ towards 0 or 1 where H(ỹ) vanishes.
+    min_width:        δ, the narrowest region [α, α + Δ] π may choose (0: the paper).
 
     Batch split: the first ⌊B/2⌋ samples are mixed, each with partners from a random derangement of
     that half; the remaining ⌈B/2⌉ ("unseen") are not mixed. One backbone pass reads the mixed and
@@ -184,6 +196,8 @@ class AdaMixUp(nn.Module):
         clean_loss: str = "all",
         label_smoothing: float = 0.0,
         intrusion_backbone: str = "shared",
+        mixed_loss: str = "ce",
+        min_width: float = 0.0,
     ):
         super().__init__()
         check_model(model)
@@ -193,18 +207,20 @@ class AdaMixUp(nn.Module):
             raise ValueError(f"clean_loss must be one of {', '.join(CLEAN_LOSS)}, got {clean_loss!r}")
         if intrusion_backbone not in INTRUSION_BACKBONE:
             raise ValueError(f"intrusion_backbone must be one of {', '.join(INTRUSION_BACKBONE)}, got {intrusion_backbone!r}")
+        if mixed_loss not in MIXED_LOSS:
+            raise ValueError(f"mixed_loss must be one of {', '.join(MIXED_LOSS)}, got {mixed_loss!r}")
         if intrusion_weight < 0:
             raise ValueError(f"intrusion_weight must be >= 0, got {intrusion_weight}")
         in_channels = in_channels or getattr(model, "in_channels", None)
         if isinstance(policy, nn.Module):
-            self.policy = PolicyRegionGenerator(policy, input_mode)
+            self.policy = PolicyRegionGenerator(policy, input_mode, min_width=min_width)
         elif policy == "same":
-            self.policy = PolicyRegionGenerator(_fresh_copy(model), input_mode, in_channels, adapter=True)
+            self.policy = PolicyRegionGenerator(_fresh_copy(model), input_mode, in_channels, adapter=True, min_width=min_width)
         elif policy == "light":
             if not in_channels:
                 raise ValueError("the model does not state its input channels: pass AdaMixUp(model, in_channels=C)")
             width = in_channels * (2 if input_mode == "concat" else 1)
-            self.policy = PolicyRegionGenerator(LightPolicyBody(width), input_mode)
+            self.policy = PolicyRegionGenerator(LightPolicyBody(width), input_mode, min_width=min_width)
         else:
             raise ValueError(f"policy must be 'same', 'light' or a module, got {policy!r}")
         d = int(model.num_features)
@@ -214,7 +230,7 @@ class AdaMixUp(nn.Module):
             self.intrusion_head = nn.Linear(d, 2)
         self.k, self.intrusion_weight = int(k), float(intrusion_weight)
         self.clean_loss, self.label_smoothing = clean_loss, float(label_smoothing)
-        self.intrusion_backbone = intrusion_backbone
+        self.intrusion_backbone, self.mixed_loss = intrusion_backbone, mixed_loss
 
     def forward(self, model: nn.Module, x: Tensor, y: Tensor) -> MixOutput:
         check_model(model)
@@ -228,6 +244,8 @@ class AdaMixUp(nn.Module):
         target = one_hot(y, check_logits(logits, y), self.label_smoothing)
         tm = mix_targets(target, m, partners, lam)
         mixed_loss = soft_cross_entropy(logits[:m], tm)
+        if self.mixed_loss == "kl":
+            mixed_loss = mixed_loss + (tm * tm.clamp_min(1e-12).log()).sum(dim=1).mean()  # − H(ỹ)
         n_clean = b if self.clean_loss == "all" else m
         clean_loss = soft_cross_entropy(logits[m : m + n_clean], target[:n_clean])
 
