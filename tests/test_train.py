@@ -1,5 +1,7 @@
 """Trainer: config validation, run directory, resume equality, non-finite loss, evaluate, compare, CLI."""
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -121,6 +123,14 @@ def test_compare_table_and_reuse(tmp_path):
     stamp = (tmp_path / "cmp" / "erm-seed0" / "summary.json").stat().st_mtime_ns
     rows2 = compare(base, ["erm", "mixup"], [0, 1], tmp_path / "cmp")  # finished runs are reused
     assert rows2 == rows and (tmp_path / "cmp" / "erm-seed0" / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_cli_output_into_a_pipe_closed_early_stops_without_traceback():
+    # `adamixup recipes | head -1`: the reader leaves after one line
+    script = "import sys; from adamixup.cli import main; sys.exit(main(['recipes']))"
+    proc = subprocess.run(f'"{sys.executable}" -c "{script}" | head -c 1', shell=True, capture_output=True, text=True, timeout=120)
+    assert len(proc.stdout) == 1
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
 
 
 def test_cli_end_to_end(tmp_path, capsys):

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -241,7 +242,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .train import ConfigError, TrainingError
 
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below rather than at exit
+        return code
+    except BrokenPipeError:  # the reader went away (`adamixup recipes | head -1`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (CLIError, ConfigError, DataError, TrainingError, FileNotFoundError) as err:
         print(f"adamixup: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, (CLIError, ConfigError)) else 1
