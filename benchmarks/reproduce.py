@@ -50,11 +50,24 @@ DATASETS: Dict[str, Tuple[str, float]] = {
     "digits": ("digits", 1.0),
     "digits-S": ("digits", 0.2),
 }
+
+
+def package_defaults() -> Dict[str, Any]:
+    """AdaMixUp's defaults for the settings the levers vary, written out, so that a run's stored config
+    says what it ran, and a later study under other defaults refuses to mix those runs in."""
+    import inspect
+
+    from adamixup.mixing import AdaMixUp
+
+    params = inspect.signature(AdaMixUp.__init__).parameters
+    return {key: params[key].default for key in ("intrusion_weight", "mixed_loss", "min_width")}
+
+
 # method name -> (config method, mixer_args)
 METHODS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "erm": ("erm", {}),
     "mixup": ("mixup", {"alpha": 1.0}),
-    "adamixup": ("adamixup", {}),
+    "adamixup": ("adamixup", package_defaults()),
     "adamixup-paper": ("adamixup", {"mixed_loss": "ce", "min_width": 0.0, "intrusion_weight": 1.0}),
     "adamixup-noisy_mean": ("adamixup", {"input_mode": "noisy_mean"}),
     "adamixup-w0": ("adamixup", {"intrusion_weight": 0.0}),
@@ -75,7 +88,8 @@ PAPER_NAMES = {"erm": "Baseline", "mixup": "MixUp", "adamixup": "AdaMixUp"}
 DESCRIPTIONS = {
     "erm": "plain training (the paper's Baseline)",
     "mixup": "MixUp, λ ~ Beta(1, 1) per pair",
-    "adamixup": "AdaMixUp with the package defaults (π = classifier copy reading the stacked pair, w = 1, clean loss on all B)",
+    "adamixup": "AdaMixUp with the package defaults (π = classifier copy reading the stacked pair, clean loss on all B, "
+                + ", ".join(f"{k}={v!r}" for k, v in package_defaults().items()) + ")",
     "adamixup-paper": "AdaMixUp as the paper states it (soft cross-entropy on the mixes, no minimum region width, w = 1)",
     "adamixup-noisy_mean": "π reads a noise-weighted mean of the pair (the authors' code)",
     "adamixup-w0": "intrusion weight w = 0 (φ trains but its loss does not reach π or the classifier)",
