@@ -84,9 +84,10 @@ def test_lambda_one_returns_first_input_and_its_one_hot_exactly():
 
 
 def test_adamixup_with_policy_pinned_at_one_mixes_nothing():
-    """Drive π's region head to output α = 1: the mixed samples are the first inputs themselves."""
+    """Drive π's region head to output α = 1: the mixed samples are the first inputs themselves.
+    (The paper's settings: the package default's minimum region width keeps λ off 1.)"""
     model = SmallCNN(in_channels=1, num_classes=10, width=8)
-    mixer = AdaMixUp(model)
+    mixer = AdaMixUp.paper(model)
     with torch.no_grad():
         mixer.policy.region_head.weight.zero_()
         mixer.policy.region_head.bias.copy_(torch.tensor([1e4, 0.0, 0.0]))
@@ -355,3 +356,18 @@ def test_kl_mixed_loss_is_cross_entropy_minus_label_entropy_with_same_classifier
     assert not torch.allclose(grads["ce"][1], grads["kl"][1], atol=1e-6)  # but it does on λ, hence π
     with pytest.raises(ValueError, match="mixed_loss"):
         AdaMixUp(model, mixed_loss="mse")
+
+
+def test_paper_constructor_sets_the_paper_settings_and_defaults_differ_only_there():
+    import inspect
+
+    from adamixup.mixing import PAPER_SETTINGS
+
+    model = SmallCNN(in_channels=1, num_classes=10, width=8)
+    paper, default = AdaMixUp.paper(model, intrusion_weight=2.0), AdaMixUp(model)
+    assert (paper.mixed_loss, paper.policy.min_width, paper.intrusion_weight) == ("ce", 0.0, 2.0)
+    assert (default.mixed_loss, default.policy.min_width) == ("kl", 0.4)
+    defaults = {k: p.default for k, p in inspect.signature(AdaMixUp.__init__).parameters.items()}
+    assert {k for k, v in PAPER_SETTINGS.items() if defaults[k] != v} == {"mixed_loss", "min_width"}
+    with pytest.raises(TypeError, match="fixes min_width"):
+        AdaMixUp.paper(model, min_width=0.2)
