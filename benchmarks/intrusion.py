@@ -379,7 +379,7 @@ def plot_examples(picks: List[Dict[str, Any]], path: Path) -> Optional[str]:
             ax.axis("off")
         row[0].text(-0.15, 0.5, p["dataset"], transform=row[0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
     fig.suptitle("intruding mixes: closer to a real sample of a third class than to either source", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))  # leave the suptitle its own strip
     return str(save_figure(fig, path))
 
 
@@ -435,14 +435,20 @@ def measure_and_report(groups: Dict[str, Dict[str, Path]], results_dir: Path, na
     return {"meta": meta, "groups": slim}
 
 
-def find_groups(root: Path, datasets: Optional[Sequence[str]], fold: int, seed: int) -> Dict[str, Dict[str, Path]]:
-    """``{dataset: {method: run_dir}}`` of the finished runs ``root/<dataset>/<method>/fold<F>-seed<S>``."""
+def find_groups(root: Path, datasets: Optional[Sequence[str]], fold: int, seed: int,
+                methods: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, Path]]:
+    """``{dataset: {method: run_dir}}`` of the finished runs ``root/<dataset>/<method>/fold<F>-seed<S>``
+    (only the named ``methods`` when given)."""
     groups: Dict[str, Dict[str, Path]] = {}
-    for ds_dir in sorted(p for p in Path(root).iterdir() if p.is_dir() and p.name != "logs"):
-        if datasets and ds_dir.name not in datasets:
+    ds_dirs = ([Path(root) / d for d in datasets] if datasets  # in the order given
+               else sorted(p for p in Path(root).iterdir() if p.is_dir() and p.name != "logs"))
+    for ds_dir in ds_dirs:
+        if not ds_dir.is_dir():
             continue
         runs = {}
         for m_dir in sorted(p for p in ds_dir.iterdir() if p.is_dir()):
+            if methods and m_dir.name not in methods:
+                continue
             run = m_dir / f"fold{fold}-seed{seed}"
             if (run / "summary.json").is_file() and (run / "checkpoints" / "last.pt").is_file():
                 runs[m_dir.name] = run
@@ -456,7 +462,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="*", help="run folders (default: pick them from --runs-root)")
     p.add_argument("--runs-root", default="runs/reproduce", help="the reproduce study's --out (default runs/reproduce)")
-    p.add_argument("--datasets", default=None, help="comma list of data sets under --runs-root (default: all there)")
+    p.add_argument("--datasets", default=None, help="comma list of data sets under --runs-root, reported in this order (default: all there)")
+    p.add_argument("--methods", default=None, help="comma list of methods under --runs-root (default: all there)")
     p.add_argument("--fold", type=int, default=0, help="which fold's runs to use from --runs-root (default 0)")
     p.add_argument("--seed", type=int, default=0, help="which seed's runs to use from --runs-root (default 0)")
     p.add_argument("--pairs", type=int, default=2000, help="random training pairs to mix per run (default 2000)")
@@ -483,7 +490,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         root = Path(args.runs_root)
         if not root.is_dir():
             p.error(f"--runs-root {root} is not a folder; run benchmarks/reproduce.py first or pass run folders")
-        groups = find_groups(root, args.datasets.split(",") if args.datasets else None, args.fold, args.seed)
+        datasets = args.datasets.split(",") if args.datasets else None
+        methods = args.methods.split(",") if args.methods else None
+        missing = [d for d in datasets or () if not (root / d).is_dir()]
+        if missing:
+            p.error(f"no data set folder {', '.join(missing)} under {root}")
+        groups = find_groups(root, datasets, args.fold, args.seed, methods)
+        missing = [m for m in methods or () if not any(m in runs for runs in groups.values())]
+        if missing:
+            p.error(f"no finished run of method {', '.join(missing)} (fold {args.fold}, seed {args.seed}) under {root}")
         if not groups:
             p.error(f"no finished runs of fold {args.fold}, seed {args.seed} under {root}")
     command = "python benchmarks/intrusion.py" + "".join(f" {a}" for a in argv)

@@ -198,6 +198,15 @@ def test_tiny_study_end_to_end_and_reuse(tmp_path, capsys):
     assert (out / "digits-S" / "adamixup-light" / "fold0-seed0" / "checkpoints" / "last.pt").is_file()
     imd = (res / "tiny_intrusion.md").read_text()
     assert "| mixup | Beta(1, 1) |" in imd and "| adamixup-light | π (trained policy) |" in imd
+    # the intrusion script on its own, on a chosen subset of the study's methods
+    assert intr.main(["--runs-root", str(out), "--methods", "mixup,adamixup-light", "--pairs", "100",
+                      "--results-dir", str(res), "--name", "sub"]) == 0
+    sub = (res / "sub.md").read_text()
+    assert "| adamixup-light | π (trained policy) |" in sub and "| erm |" not in sub
+    for bad in (["--methods", "mixp"], ["--datasets", "digitz"]):  # a typo is an error, not a shorter report
+        with pytest.raises(SystemExit):
+            intr.main(["--runs-root", str(out), *bad])
+        assert "no " in capsys.readouterr().err
     # a second call reuses every finished run
     capsys.readouterr()
     assert rep.main(args + ["--no-intrusion"]) == 0
