@@ -21,7 +21,8 @@ from timing import device_name, time_methods
 METHODS = {
     "ERM": lambda m: ERM(),
     "MixUp": lambda m: MixUp(),
-    "AdaMixUp": lambda m: AdaMixUp(m),
+    "AdaMixUp (defaults)": lambda m: AdaMixUp(m),
+    "AdaMixUp (paper's settings)": lambda m: AdaMixUp.paper(m),
     "AdaMixUp (light π)": lambda m: AdaMixUp(m, policy="light"),
 }
 

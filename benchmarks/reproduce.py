@@ -7,7 +7,7 @@ the initialization and the batch order (and, for the -S sets, which 20 % is kept
 every method at that seed). Splits are stratified 5-fold cross-validation (every digit is a test digit
 once) crossed with seeds, so each (fold, seed) gives one paired comparison between methods.
 
-    python benchmarks/reproduce.py                       # the whole default study (about 75 min on a 2-core CPU)
+    python benchmarks/reproduce.py                       # the whole default study (about 1 h 45 min on a 2-core CPU)
     python benchmarks/reproduce.py --plan                # how many runs are left, and a rough time estimate
     python benchmarks/reproduce.py --quick               # digits (6 epochs) and digits-S (30), 2 folds x 1 seed: minutes
     python benchmarks/reproduce.py --workers 8 --device cuda          # the default study on one GPU, 8 processes
@@ -60,7 +60,7 @@ def package_defaults() -> Dict[str, Any]:
     from adamixup.mixing import AdaMixUp
 
     params = inspect.signature(AdaMixUp.__init__).parameters
-    return {key: params[key].default for key in ("intrusion_weight", "mixed_loss", "min_width")}
+    return {key: params[key].default for key in ("intrusion_weight", "mixed_loss", "min_width", "intrusion_backbone")}
 
 
 def paper_settings(**changes: Any) -> Dict[str, Any]:
@@ -91,19 +91,24 @@ METHODS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "adamixup-kl-minw": ("adamixup", paper_settings(mixed_loss="kl", min_width=0.25)),
     "adamixup-kl-minw10": ("adamixup", paper_settings(mixed_loss="kl", min_width=0.1)),
     "adamixup-kl-minw40": ("adamixup", paper_settings(mixed_loss="kl", min_width=0.4)),
+    "adamixup-own": ("adamixup", paper_settings(intrusion_backbone="own")),
+    "adamixup-kl-minw40-own": ("adamixup", paper_settings(mixed_loss="kl", min_width=0.4, intrusion_backbone="own")),
+    "adamixup-kl-minw40-w0": ("adamixup", paper_settings(mixed_loss="kl", min_width=0.4, intrusion_weight=0.0)),
+    "adamixup-kl-minw40-light": ("adamixup", paper_settings(mixed_loss="kl", min_width=0.4, intrusion_backbone="light")),
 }
-# The default study: the paper's three methods (AdaMixUp with the package defaults) and AdaMixUp as
-# the paper states it; the other variants are ablations, run when named in --methods.
-DEFAULT_METHODS = ["erm", "mixup", "adamixup", "adamixup-paper"]
+# The default study: the paper's three methods (AdaMixUp with the package defaults), AdaMixUp as the
+# paper states it, and the defaults with φ on the classifier's backbone as the paper has it (the
+# lever that mattered most); the other variants are ablations, run when named in --methods.
+DEFAULT_METHODS = ["erm", "mixup", "adamixup", "adamixup-paper", "adamixup-kl-minw40"]
 PAPER_NAMES = {"erm": "Baseline", "mixup": "MixUp", "adamixup": "AdaMixUp"}
 DESCRIPTIONS = {
     "erm": "plain training (the paper's Baseline)",
     "mixup": "MixUp, λ ~ Beta(1, 1) per pair",
     "adamixup": "AdaMixUp with the package defaults (π = classifier copy reading the stacked pair, clean loss on all B, "
                 + ", ".join(f"{k}={v!r}" for k, v in package_defaults().items()) + ")",
-    "adamixup-paper": "AdaMixUp as the paper states it (soft cross-entropy on the mixes, no minimum region width, w = 1)",
+    "adamixup-paper": "AdaMixUp as the paper states it (soft cross-entropy on the mixes, no minimum region width, φ on the classifier's features, w = 1)",
     "adamixup-noisy_mean": "π reads a noise-weighted mean of the pair (the authors' code)",
-    "adamixup-w0": "intrusion weight w = 0 (φ trains but its loss does not reach π or the classifier)",
+    "adamixup-w0": "intrusion weight w = 0 (no intrusion loss: φ does not learn, π follows the mixed loss alone)",
     "adamixup-half": "clean loss on the mixed half only (the authors' code)",
     "adamixup-light": "light π (two strided convolutions)",
     "adamixup-fixed": "the intrusion loss does not train the backbone (φ on detached clean features and a fixed-weight pass over the mixes)",
@@ -116,11 +121,15 @@ DESCRIPTIONS = {
     "adamixup-kl-minw": "KL form of the mixed loss and regions at least 0.25 wide",
     "adamixup-kl-minw10": "KL form of the mixed loss and regions at least 0.1 wide",
     "adamixup-kl-minw40": "KL form of the mixed loss and regions at least 0.4 wide",
+    "adamixup-own": "φ reads the images through its own body (the classifier's architecture, own weights), not the classifier's features",
+    "adamixup-kl-minw40-own": "KL form, regions at least 0.4 wide, and φ on its own body",
+    "adamixup-kl-minw40-w0": "KL form, regions at least 0.4 wide, and w = 0 (no φ: π follows the mixed loss alone)",
+    "adamixup-kl-minw40-light": "KL form, regions at least 0.4 wide, and φ on its own light body (two strided convolutions)",
 }
-# Default epochs per dataset, chosen so that the default study (4 datasets x 4 methods x 5 folds x 2
-# seeds = 160 runs, two of the methods AdaMixUp at over twice MixUp's step time) fits in the issue's
-# 2 hours on a 2-core CPU with --workers 2 (measured: about 75 min, intrusion included). mnist5k gets
-# fewer than its recipe's 15;
+# Default epochs per dataset, chosen so that the default study (4 datasets x 5 methods x 5 folds x 2
+# seeds = 200 runs, three of the methods AdaMixUp at over twice MixUp's step time) fits in the issue's
+# 2 hours on a 2-core CPU with --workers 2 (measured: about 1 h 45 min, intrusion included). mnist5k
+# gets fewer than its recipe's 15;
 # the -S sets get more epochs than their full sets because an epoch of them has 5x fewer steps (an
 # -S run of few epochs ends near chance: 3 epochs of mnist5k-S are 18 steps).
 DEFAULT_EPOCHS = {"mnist5k": 6, "mnist5k-S": 20, "digits": 20, "digits-S": 40}
@@ -510,17 +519,21 @@ def method_rows(records: List[Dict[str, Any]], dataset: str, methods: Sequence[s
     return rows
 
 
-def comparisons_for(methods: Sequence[str]) -> List[Tuple[str, str]]:
+def comparisons_for(methods: Sequence[str], extra: Sequence[Sequence[str]] = ()) -> List[Tuple[str, str]]:
+    """The paired comparisons among ``methods``: the paper's three, every ablation against MixUp and
+    against the defaults, and the ``extra`` (a, b) pairs (``--compare``)."""
     pairs = [(a, b) for a, b in COMPARISONS_MAIN if a in methods and b in methods]
     pairs += [(m, "mixup") for m in methods if m.startswith("adamixup-") and "mixup" in methods]
     if "adamixup" in methods:
         pairs += [(m, "adamixup") for m in methods if m.startswith("adamixup-")]
+    pairs += [(a, b) for a, b in extra if a in methods and b in methods and (a, b) not in pairs]
     return pairs
 
 
-def analyse(records: List[Dict[str, Any]], resamples: int = 10_000, seed: int = 0) -> Dict[str, Any]:
-    """Everything the report shows, as plain data: per-dataset method rows, paired comparisons, the
-    learned λ per method and epoch-time ratios."""
+def analyse(records: List[Dict[str, Any]], resamples: int = 10_000, seed: int = 0,
+            extra: Sequence[Sequence[str]] = ()) -> Dict[str, Any]:
+    """Everything the report shows, as plain data: per-dataset method rows, paired comparisons (with
+    the ``extra`` ones), the learned λ per method and epoch-time ratios."""
     datasets = ordered((r["dataset"] for r in records), list(DATASETS))
     methods = ordered((r["method"] for r in records), list(METHODS))
     out: Dict[str, Any] = {"datasets": datasets, "methods": methods, "tables": {}, "paired": {}, "policy": {}, "pooled": []}
@@ -534,7 +547,7 @@ def analyse(records: List[Dict[str, Any]], resamples: int = 10_000, seed: int = 
             r["time_ratio"] = r["epoch_seconds"] / by["mixup"]["epoch_seconds"] if "mixup" in by else None
         out["tables"][ds] = rows
         ds_methods = [r["method"] for r in rows]
-        out["paired"][ds] = [paired_summary(records, ds, a, b, resamples, seed) for a, b in comparisons_for(ds_methods)]
+        out["paired"][ds] = [paired_summary(records, ds, a, b, resamples, seed) for a, b in comparisons_for(ds_methods, extra)]
         pol = []
         for method in ds_methods:
             runs = [r for r in records if r["dataset"] == ds and r["method"] == method and r.get("lam_mean") is not None]
@@ -546,7 +559,7 @@ def analyse(records: List[Dict[str, Any]], resamples: int = 10_000, seed: int = 
             pol.append(row)
         out["policy"][ds] = pol
     if len(datasets) > 1:  # every comparison again, its pairs pooled over the data sets where both methods ran
-        pooled = [paired_summary(records, None, a, b, resamples, seed) for a, b in comparisons_for(methods)]
+        pooled = [paired_summary(records, None, a, b, resamples, seed) for a, b in comparisons_for(methods, extra)]
         out["pooled"] = [p for p in pooled if len(p["datasets"]) > 1]
     return out
 
@@ -571,7 +584,7 @@ def render_markdown(records: List[Dict[str, Any]], meta: Dict[str, Any], analysi
                     plots: Sequence[str] = ()) -> str:
     """The report, generated from run records (see :func:`collect_record`) and the study's ``meta``
     (command, device, epochs, folds, seeds, wall time, out). No number in it is typed by hand."""
-    a = analysis or analyse(records, meta.get("resamples", 10_000))
+    a = analysis or analyse(records, meta.get("resamples", 10_000), extra=meta.get("compare", ()))
     datasets, methods = a["datasets"], a["methods"]
     L: List[str] = []
     L += [f"# {meta.get('title', 'Reproduction of the paper comparison on real data (issue 6)')}", "",
@@ -897,7 +910,7 @@ def write_report(records: List[Dict[str, Any]], meta: Dict[str, Any], results_di
     """Write ``<name>.md``, ``<name>.json`` and the ``<name>_*.png`` plots into ``results_dir``; returns the analysis."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    analysis = analyse(records, meta.get("resamples", 10_000))
+    analysis = analyse(records, meta.get("resamples", 10_000), extra=meta.get("compare", ()))
     plots = [p for p in (
         plot_errors(analysis, records, results_dir / f"{name}_errors.png") if records else "",
         plot_paired(analysis, results_dir / f"{name}_paired.png"),
@@ -940,6 +953,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder of the runs (default runs/reproduce; runs/reproduce-quick with --quick)")
     p.add_argument("--results-dir", default=str(RESULTS), help="where the report and plots go (default benchmarks/results)")
     p.add_argument("--name", default=None, help="file name stem of the report (default reproduce; reproduce_quick with --quick)")
+    p.add_argument("--compare", default="", metavar="A:B,...",
+                   help="more paired comparisons, method A against method B, e.g. adamixup:adamixup-kl-minw40")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     p.add_argument("--quick", action="store_true",
                    help="a reduced study in minutes: digits (6 epochs) and digits-S (30 epochs), folds 0,1, seed 0, into "
@@ -972,6 +987,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for m in methods:
         if m not in METHODS:
             parser.error(f"--methods: unknown method {m!r}; choose among {', '.join(METHODS)}")
+    compare = []
+    for item in filter(None, args.compare.split(",")):
+        pair = item.split(":")
+        if len(pair) != 2 or not all(m in methods for m in pair):
+            parser.error(f"--compare: {item!r} is not A:B with A and B among --methods ({', '.join(methods)})")
+        compare.append(pair)
     folds, seeds = parse_ints(args.folds, "folds"), parse_ints(args.seeds, "seeds")
     if any(not 0 <= f < args.num_folds for f in folds):
         parser.error(f"--folds: every fold must lie in 0..{args.num_folds - 1}")
@@ -1027,7 +1048,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "device_name": device_description(args.device), "run_devices": sorted({str(r["device"]) for r in records}),
         "workers": args.workers, "torch": torch.__version__, "out": str(out), "folds": folds, "num_folds": args.num_folds,
         "seeds": seeds, "epochs": epochs,
-        "resamples": args.resamples, "trained": len(results), "reused": len(jobs) - len(todo),
+        "resamples": args.resamples, "compare": compare, "trained": len(results), "reused": len(jobs) - len(todo),
         "failed": failed, "recipes": recipe_facts(datasets, epochs, jobs),
         "mixer_args": {m: METHODS[m][1] for m in methods},
         "title": "Reproduction of the paper comparison on real data (issue 6)" + (" — QUICK CHECK, not the study" if args.quick else ""),

@@ -36,7 +36,7 @@ def main() -> None:
         f"backward + SGD update; median of {args.repeats} blocks of {args.steps} steps per method, round-robin in one process.",
         f"Command: `python benchmarks/step_time.py --device {args.device} --steps {args.steps} --repeats {args.repeats}`",
         "",
-        "Targets (issue 2): AdaMixUp with the paper's π ≤ 2.0× MixUp; with a light π ≤ 1.5×.",
+        "Targets (issue 2, set for the paper's settings): AdaMixUp with the paper's π ≤ 2.0× MixUp; with a light π ≤ 1.5×.",
         "",
     ]
     for name in args.models.split(","):

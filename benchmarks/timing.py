@@ -20,10 +20,12 @@ from adamixup import ERM, AdaMixUp, MixUp
 METHODS: Dict[str, Callable[[nn.Module], nn.Module]] = {
     "ERM": lambda m: ERM(),
     "MixUp": lambda m: MixUp(),
-    "AdaMixUp (π = classifier copy, concat)": lambda m: AdaMixUp(m),
-    "AdaMixUp (π = classifier copy, noisy_mean)": lambda m: AdaMixUp(m, input_mode="noisy_mean"),
-    "AdaMixUp (light π, concat)": lambda m: AdaMixUp(m, policy="light"),
-    "AdaMixUp (π copy, concat, φ on a fixed backbone)": lambda m: AdaMixUp(m, intrusion_backbone="fixed"),
+    "AdaMixUp (defaults: π = classifier copy, light φ body)": lambda m: AdaMixUp(m),
+    "AdaMixUp (paper: π = classifier copy, φ on the shared features)": lambda m: AdaMixUp.paper(m),
+    "AdaMixUp (paper, π reads the noisy mean)": lambda m: AdaMixUp.paper(m, input_mode="noisy_mean"),
+    "AdaMixUp (light π, light φ body)": lambda m: AdaMixUp(m, policy="light"),
+    "AdaMixUp (φ on its own classifier copy)": lambda m: AdaMixUp(m, intrusion_backbone="own"),
+    "AdaMixUp (φ on the fixed backbone)": lambda m: AdaMixUp(m, intrusion_backbone="fixed"),
 }
 
 

@@ -5,6 +5,7 @@ from torch import nn
 
 from adamixup import ERM, AdaMixUp, MixUp
 from adamixup.mixing import derangement, mix_pair, mix_targets, one_hot, soft_cross_entropy
+from adamixup.mixing.adamixup import LightPolicyBody
 from adamixup.models import ProtocolWrapper, SmallCNN
 
 
@@ -147,7 +148,7 @@ def _loss_at_weight(mixer, model, x, y, w, rng_state):
 def test_gradients_reach_policy_from_each_loss_and_intrusion_reaches_backbone(input_mode):
     torch.manual_seed(0)
     model = SmallCNN(in_channels=1, num_classes=10, width=8)
-    mixer = AdaMixUp(model, input_mode=input_mode)
+    mixer = AdaMixUp(model, input_mode=input_mode, intrusion_backbone="shared")  # the paper's φ
     x, y = batch(8)
     state = torch.get_rng_state()
     full = _loss_at_weight(mixer, model, x, y, 1.0, state)
@@ -163,7 +164,7 @@ def test_gradients_reach_policy_from_each_loss_and_intrusion_reaches_backbone(in
 
 def test_one_backbone_pass_shared_by_classifier_and_discriminator():
     model = Counting(in_channels=1, num_classes=10, width=8)
-    mixer = AdaMixUp(model, policy="light")
+    mixer = AdaMixUp(model, policy="light", intrusion_backbone="shared")
     seen = {}
     mixer.intrusion_head.register_forward_hook(lambda mod, inp, out: seen.setdefault("phi", inp[0]))
     x, y = batch(9)
@@ -322,6 +323,23 @@ def test_fixed_intrusion_backbone_trains_policy_but_not_backbone():
         AdaMixUp(model, intrusion_backbone="frozen")
 
 
+@pytest.mark.parametrize("body", ["own", "light"])
+def test_own_intrusion_backbone_reads_pixels_and_leaves_the_classifier_alone(body):
+    torch.manual_seed(0)
+    model = SmallCNN(in_channels=1, num_classes=10, width=8)
+    mixer = AdaMixUp(model, intrusion_backbone=body)
+    ids = {id(p) for p in model.parameters()}
+    assert not any(id(p) in ids for p in mixer.intrusion_body.parameters())  # φ's body is its own
+    x, y = batch(8)
+    state = torch.get_rng_state()
+    full = _loss_at_weight(mixer, model, x, y, 1.0, state)
+    intrusion = full.loss - _loss_at_weight(mixer, model, x, y, 0.0, state).loss
+    assert _grads(intrusion, model.parameters()) == 0  # the classifier is not trained to spot mixing
+    assert _grads(intrusion, mixer.intrusion_body.parameters()) > 0  # φ's body is
+    assert _grads(intrusion, mixer.policy.parameters()) > 0  # and π hears φ through the mixes
+    assert full.features.shape == (8, model.num_features)  # the clean features are still the classifier's
+
+
 def test_min_width_keeps_every_region_at_least_that_wide():
     torch.manual_seed(0)
     model = SmallCNN(in_channels=1, num_classes=10, width=8)
@@ -366,8 +384,10 @@ def test_paper_constructor_sets_the_paper_settings_and_defaults_differ_only_ther
     model = SmallCNN(in_channels=1, num_classes=10, width=8)
     paper, default = AdaMixUp.paper(model, intrusion_weight=2.0), AdaMixUp(model)
     assert (paper.mixed_loss, paper.policy.min_width, paper.intrusion_weight) == ("ce", 0.0, 2.0)
-    assert (default.mixed_loss, default.policy.min_width) == ("kl", 0.4)
+    assert (paper.intrusion_backbone, paper.intrusion_body) == ("shared", None)
+    assert (default.mixed_loss, default.policy.min_width, default.intrusion_backbone) == ("kl", 0.4, "light")
+    assert isinstance(default.intrusion_body, LightPolicyBody)
     defaults = {k: p.default for k, p in inspect.signature(AdaMixUp.__init__).parameters.items()}
-    assert {k for k, v in PAPER_SETTINGS.items() if defaults[k] != v} == {"mixed_loss", "min_width"}
+    assert {k for k, v in PAPER_SETTINGS.items() if defaults[k] != v} == {"mixed_loss", "min_width", "intrusion_backbone"}
     with pytest.raises(TypeError, match="fixes min_width"):
         AdaMixUp.paper(model, min_width=0.2)

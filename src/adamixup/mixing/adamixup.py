@@ -28,10 +28,10 @@ from .base import (
 
 INPUT_MODES = ("concat", "noisy_mean")
 CLEAN_LOSS = ("all", "mixed_half")
-INTRUSION_BACKBONE = ("shared", "fixed")
+INTRUSION_BACKBONE = ("shared", "fixed", "own", "light")
 MIXED_LOSS = ("ce", "kl")
 # where the package defaults leave the paper (Guo, Mao, Zhang, AAAI 2019): ``AdaMixUp.paper`` applies these
-PAPER_SETTINGS = {"mixed_loss": "ce", "min_width": 0.0}
+PAPER_SETTINGS = {"mixed_loss": "ce", "min_width": 0.0, "intrusion_backbone": "shared"}
 
 
 class LightPolicyBody(nn.Module):
@@ -167,12 +167,16 @@ class AdaMixUp(nn.Module):
     intrusion_hidden: width of a hidden layer in φ (0: φ is one linear layer on the features).
     clean_loss:       "all": the clean cross-entropy covers all B samples (default); "mixed_half":
                       only the half that is mixed, as in the authors' code.
-    intrusion_backbone: "shared" (the paper): φ reads the step's one backbone pass, so the intrusion
-                      loss also trains the backbone; "fixed": the intrusion loss does not train the
-                      backbone — φ reads the clean features detached, and the mixes through a
-                      second pass with the backbone's weights held fixed (gradients still reach π
-                      through the mixes). Costs an extra forward and input-gradient pass over the
-                      ⌊B/2⌋ mixes.
+    intrusion_backbone: what φ reads. "light" (default): the images, through its own small body
+                      (:class:`LightPolicyBody`), so the intrusion loss trains φ and π but not the
+                      classifier; costs a pass of that small body over the 1.5·B images. "own":
+                      the same with the classifier's architecture (own weights) as φ's body; costs
+                      a second full backbone pass. "shared" (the paper): the classifier's features
+                      from the step's one backbone pass, so the intrusion loss also trains the
+                      classifier's backbone to tell mixes from real samples. "fixed": those
+                      features with the backbone's weights held fixed for φ (the clean ones
+                      detached, the mixes through a second pass whose gradients reach only π);
+                      costs an extra forward and input-gradient pass over the ⌊B/2⌋ mixes.
     label_smoothing:  ε of the one-hot targets before they are mixed.
     mixed_loss:       "kl" (default): the mixed samples' soft cross-entropy minus the mixed label's
                       entropy H(ỹ) — identical gradients for the classifier, but π no longer lowers
@@ -180,13 +184,15 @@ class AdaMixUp(nn.Module):
                       cross-entropy itself (the paper).
     min_width:        δ, the narrowest region [α, α + Δ] π may choose (default 0.4; 0: the paper).
 
-    The defaults differ from the paper in ``mixed_loss`` and ``min_width`` only (the paper's π
-    collapsed to λ ≈ 0 or 1 on our MNIST runs; README, Results); ``AdaMixUp.paper(model, ...)``
-    builds the paper's settings (:data:`PAPER_SETTINGS`).
+    The defaults differ from the paper in ``mixed_loss``, ``min_width`` and ``intrusion_backbone``
+    only: with the paper's settings π collapsed to λ ≈ 0 or 1 on our MNIST runs and the shared
+    backbone cost the classifier accuracy (README, Results). ``AdaMixUp.paper(model, ...)`` builds
+    the paper's settings (:data:`PAPER_SETTINGS`).
 
     Batch split: the first ⌊B/2⌋ samples are mixed, each with partners from a random derangement of
     that half; the remaining ⌈B/2⌉ ("unseen") are not mixed. One backbone pass reads the mixed and
-    all B clean samples; the classifier head and φ both read those features.
+    all B clean samples; the classifier head reads those features, and φ its own body's (or, with
+    ``intrusion_backbone="shared"``, the same ones).
     """
 
     min_batch = 4
@@ -202,7 +208,7 @@ class AdaMixUp(nn.Module):
         intrusion_hidden: int = 0,
         clean_loss: str = "all",
         label_smoothing: float = 0.0,
-        intrusion_backbone: str = "shared",
+        intrusion_backbone: str = "light",
         mixed_loss: str = "kl",
         min_width: float = 0.4,
     ):
@@ -231,6 +237,15 @@ class AdaMixUp(nn.Module):
         else:
             raise ValueError(f"policy must be 'same', 'light' or a module, got {policy!r}")
         d = int(model.num_features)
+        # φ's own body ("own", "light"): φ sees pixels, not the classifier's features
+        self.intrusion_body = None
+        if intrusion_backbone == "own":
+            self.intrusion_body = _fresh_copy(model)
+        elif intrusion_backbone == "light":
+            if not in_channels:
+                raise ValueError("the model does not state its input channels: pass AdaMixUp(model, in_channels=C)")
+            self.intrusion_body = LightPolicyBody(in_channels)
+            d = self.intrusion_body.num_features
         if intrusion_hidden:
             self.intrusion_head = nn.Sequential(nn.Linear(d, intrusion_hidden), nn.ReLU(inplace=True), nn.Linear(intrusion_hidden, 2))
         else:
@@ -241,7 +256,8 @@ class AdaMixUp(nn.Module):
 
     @classmethod
     def paper(cls, model: nn.Module, **kwargs) -> "AdaMixUp":
-        """AdaMixUp as the paper states it: soft cross-entropy on the mixes, no minimum region width."""
+        """AdaMixUp as the paper states it: soft cross-entropy on the mixes, no minimum region width,
+        φ on the classifier's features."""
         clash = sorted(set(kwargs) & set(PAPER_SETTINGS))
         if clash:
             raise TypeError(f"AdaMixUp.paper fixes {', '.join(clash)}; use AdaMixUp(...) to set them")
@@ -267,6 +283,8 @@ class AdaMixUp(nn.Module):
         # φ: mixed samples are "off the manifold" (1), real ones are not (0); each side averaged.
         if self.intrusion_backbone == "shared":
             intr_features = features
+        elif self.intrusion_body is not None:
+            intr_features = self.intrusion_body.forward_features(torch.cat([xm, x]))
         else:
             intr_features = torch.cat([_fixed_features(model, xm), features[m:].detach()])
         intr_logits = self.intrusion_head(intr_features).float()
