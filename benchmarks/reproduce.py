@@ -7,7 +7,7 @@ the initialization and the batch order (and, for the -S sets, which 20 % is kept
 every method at that seed). Splits are stratified 5-fold cross-validation (every digit is a test digit
 once) crossed with seeds, so each (fold, seed) gives one paired comparison between methods.
 
-    python benchmarks/reproduce.py                       # the whole default study (about 1 h 45 min on a 2-core CPU)
+    python benchmarks/reproduce.py                       # the whole default study (about 1 h 40 min on a 2-core CPU)
     python benchmarks/reproduce.py --plan                # how many runs are left, and a rough time estimate
     python benchmarks/reproduce.py --quick               # digits (6 epochs) and digits-S (30), 2 folds x 1 seed: minutes
     python benchmarks/reproduce.py --workers 8 --device cuda          # the default study on one GPU, 8 processes
@@ -128,7 +128,7 @@ DESCRIPTIONS = {
 }
 # Default epochs per dataset, chosen so that the default study (4 datasets x 5 methods x 5 folds x 2
 # seeds = 200 runs, three of the methods AdaMixUp at over twice MixUp's step time) fits in the issue's
-# 2 hours on a 2-core CPU with --workers 2 (measured: about 1 h 45 min, intrusion included). mnist5k
+# 2 hours on a 2-core CPU with --workers 2 (measured: about 1 h 40 min, intrusion included). mnist5k
 # gets fewer than its recipe's 15;
 # the -S sets get more epochs than their full sets because an epoch of them has 5x fewer steps (an
 # -S run of few epochs ends near chance: 3 epochs of mnist5k-S are 18 steps).
