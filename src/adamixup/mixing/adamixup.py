@@ -270,7 +270,8 @@ class AdaMixUp(nn.Module):
         partners = [derangement(m, x.device) for _ in range(self.k - 1)]
         xm, lam = recursive_mix(x, m, partners, self.policy)
 
-        features = model.forward_features(torch.cat([xm, x]))
+        both = torch.cat([xm, x])  # the ⌊B/2⌋ mixes, then all B clean samples
+        features = model.forward_features(both)
         logits = model.forward_head(features)
         target = one_hot(y, check_logits(logits, y), self.label_smoothing)
         tm = mix_targets(target, m, partners, lam)
@@ -284,7 +285,7 @@ class AdaMixUp(nn.Module):
         if self.intrusion_backbone == "shared":
             intr_features = features
         elif self.intrusion_body is not None:
-            intr_features = self.intrusion_body.forward_features(torch.cat([xm, x]))
+            intr_features = self.intrusion_body.forward_features(both)
         else:
             intr_features = torch.cat([_fixed_features(model, xm), features[m:].detach()])
         intr_logits = self.intrusion_head(intr_features).float()
