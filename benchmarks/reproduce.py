@@ -526,7 +526,9 @@ def comparisons_for(methods: Sequence[str], extra: Sequence[Sequence[str]] = ())
     pairs += [(m, "mixup") for m in methods if m.startswith("adamixup-") and "mixup" in methods]
     if "adamixup" in methods:
         pairs += [(m, "adamixup") for m in methods if m.startswith("adamixup-")]
-    pairs += [(a, b) for a, b in extra if a in methods and b in methods and (a, b) not in pairs]
+    for a, b in extra:
+        if a in methods and b in methods and {(a, b), (b, a)}.isdisjoint(pairs):
+            pairs.append((a, b))
     return pairs
 
 

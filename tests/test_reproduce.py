@@ -176,6 +176,14 @@ def test_markdown_tables_from_fake_runs(tmp_path):
     assert len(data["runs"]) == len(recs) and "history" not in data["runs"][0]
 
 
+def test_extra_comparisons_are_added_once_in_either_direction():
+    methods = ["erm", "mixup", "adamixup", "adamixup-paper", "adamixup-kl-minw40-w0"]
+    base = rep.comparisons_for(methods)
+    assert ("adamixup-kl-minw40-w0", "adamixup") in base
+    extra = [("adamixup", "adamixup-kl-minw40-w0"), ("adamixup-paper", "erm"), ("adamixup-paper", "erm"), ("erm", "absent")]
+    assert rep.comparisons_for(methods, extra) == base + [("adamixup-paper", "erm")]
+
+
 def test_verdict_does_not_overclaim_with_few_pairs():
     p = rep.paired_summary(_fake_records()[:2] + _fake_records()[5:7], "digits", "erm", "mixup")
     assert p["pairs"] == 2
