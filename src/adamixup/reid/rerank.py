@@ -1,5 +1,5 @@
 """k-reciprocal re-ranking (Zhong, Zheng, Cao, Li, "Re-ranking Person Re-identification with
-k-reciprocal Encoding", CVPR 2017), written from the paper's algorithm with bounded memory.
+k-reciprocal Encoding", CVPR 2017), the authors' released algorithm with bounded memory.
 
 The algorithm, over all N = Q + G query and gallery features ("probes" and "gallery" alike):
 
@@ -7,8 +7,11 @@ The algorithm, over all N = Q + G query and gallery features ("probes" and "gall
 2. The k-reciprocal neighbours R(p, k) = {g ∈ N(p, k+1) : p ∈ N(g, k+1)} (k+1 because each item
    is its own nearest neighbour; as the authors' code).
 3. The robust set R*(p, k1) = R(p, k1) ∪ R(q, k1/2) for each q ∈ R(p, k1) whose half-size set
-   shares at least two thirds of its members with R(p, k1) (the paper's rule; the authors'
-   released code uses a strict "more than two thirds"). k1/2 is rounded half to even.
+   shares more than two thirds of its members with R(p, k1): |R(q, k1/2) ∩ R(p, k1)| >
+   2/3 |R(q, k1/2)|, as the authors' released code (and torchreid, fast-reid, the strong
+   baseline's published numbers). The paper's text says "at least two thirds" (≥);
+   ``expansion="paper"`` uses that rule. The two differ only where the count hits 2/3 exactly,
+   i.e. |R(q, k1/2)| a multiple of 3. k1/2 is rounded half to even (``np.around``, as the code).
 4. The k-reciprocal feature V_p: V_p[g] = exp(−d(p, g)) for g ∈ R*(p), 0 elsewhere, normalized to
    sum to one (as the authors' code; the paper leaves it unnormalized).
 5. Local query expansion: V_p ← mean of V_q over q ∈ N(p, k2).
@@ -17,7 +20,8 @@ The algorithm, over all N = Q + G query and gallery features ("probes" and "gall
 7. Final distance d*(p, g) = (1 − λ)·d_J(p, g) + λ·d(p, g).
 
 With ``normalize=True`` (default, as the authors' code) d is the distance divided by its row's
-maximum over all N items, which puts it on the scale of d_J and of the Gaussian kernel; each
+maximum over all N items (the code divides by the column maximum and transposes, the same thing
+for the symmetric N × N distance), which puts it on the scale of d_J and of the Gaussian kernel; each
 query's ranking under d is unchanged by it. With ``normalize=False`` d is the raw distance, so that
 λ = 1 returns exactly the original distances.
 
@@ -49,6 +53,10 @@ import torch
 from scipy import sparse
 
 from .metrics import METRICS, ArrayLike
+
+# Rules for growing R(p, k1) into the robust set: the authors' released code ("more than two
+# thirds", the default) and the paper's text ("at least two thirds").
+EXPANSIONS = ("released", "paper")
 
 
 def _as_tensor(a: ArrayLike) -> torch.Tensor:
@@ -96,8 +104,10 @@ def _reciprocal(rank: np.ndarray, k: int, chunk_size: int) -> np.ndarray:
     return out
 
 
-def _robust_sets(rank: np.ndarray, k1: int, chunk_size: int) -> sparse.csr_matrix:
-    """R*(p, k1) of every item as the pattern of a sparse ``(N, N)`` matrix."""
+def _robust_sets(rank: np.ndarray, k1: int, chunk_size: int, strict: bool = True) -> sparse.csr_matrix:
+    """R*(p, k1) of every item as the pattern of a sparse ``(N, N)`` matrix. ``strict``: a
+    candidate's half-size set joins when it shares more than two thirds of its members with
+    R(p, k1) (the released code); otherwise at least two thirds (the paper)."""
     n = rank.shape[0]
     r_full = _reciprocal(rank, k1, chunk_size)  # (N, k1+1)
     r_half = _reciprocal(rank, int(round(k1 / 2)), chunk_size)  # (N, k1/2+1)
@@ -108,7 +118,9 @@ def _robust_sets(rank: np.ndarray, k1: int, chunk_size: int) -> sparse.csr_matri
         cand = r_half[np.where(rp >= 0, rp, 0)]  # (c, k1+1, h+1): R(q, k1/2) of each q in R(p, k1)
         shared = ((cand[..., None] == rp[:, None, None, :]) & (cand[..., None] >= 0)).any(axis=3).sum(axis=2)
         size = half_size[np.where(rp >= 0, rp, 0)]
-        take = (rp >= 0) & (size > 0) & (3 * shared >= 2 * size)
+        # integer form of the code's `shared > 2/3 * size` (equal for every size: no rounding)
+        enough = 3 * shared > 2 * size if strict else 3 * shared >= 2 * size
+        take = (rp >= 0) & (size > 0) & enough
         local = np.arange(start, start + rp.shape[0])
         keep = rp >= 0
         rows.append(np.broadcast_to(local[:, None], rp.shape)[keep])
@@ -198,6 +210,7 @@ def re_ranking(
     lambda_value: float = 0.3,
     metric: str = "euclidean",
     normalize: bool = True,
+    expansion: str = "released",
     chunk_size: int = 1024,
     pair_budget: int = 1 << 21,
     device: Union[str, torch.device, None] = None,
@@ -211,6 +224,11 @@ def re_ranking(
                  (1 − cosine similarity), as in :func:`adamixup.reid.metrics.compute_distance`.
     normalize:   divide the original distance by its row maximum (the authors' code); False keeps
                  raw distances, so ``lambda_value=1`` returns exactly the original distance.
+    expansion:   the rule that grows R(p, k1) into the robust set R*(p, k1): "released" (default)
+                 adds a candidate's k1/2-reciprocal set when it shares *more than* two thirds of
+                 its members with R(p, k1), as the authors' released code, torchreid and fast-reid
+                 (the code behind published numbers); "paper" when it shares *at least* two thirds, as the
+                 paper's text.
     chunk_size:  rows of the N × N distance computed at once.
     pair_budget: most (query, gallery) pairs expanded at once in the Jaccard sums.
     device:      where the distance pass runs (default: where ``qf`` lives).
@@ -222,6 +240,8 @@ def re_ranking(
         raise ValueError(f"distance metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if k1 < 1 or k2 < 1:
         raise ValueError(f"re-ranking needs k1 >= 1 and k2 >= 1, got k1={k1}, k2={k2}")
+    if expansion not in EXPANSIONS:
+        raise ValueError(f"expansion must be 'released' (more than two thirds) or 'paper' (at least two thirds), got {expansion!r}")
     if not 0.0 <= lambda_value <= 1.0:
         raise ValueError(f"lambda_value must lie in [0, 1], got {lambda_value}")
     q, g = _as_tensor(qf), _as_tensor(gf)
@@ -243,7 +263,7 @@ def re_ranking(
         return out
 
     # V: Gaussian kernel of the (scaled) distance on each robust set, rows normalized to one.
-    v = _robust_sets(rank, k1, chunk_size)
+    v = _robust_sets(rank, k1, chunk_size, strict=expansion == "released")
     rows = np.repeat(np.arange(n), np.diff(v.indptr))
     weights = _set_distances(feats, v, metric)
     # exp(-d) normalized per row is a softmax of -d: shift by the row minimum against underflow
