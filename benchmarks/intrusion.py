@@ -9,7 +9,7 @@ of a training batch's mixed half, as during training). A mix x̃ = λ·a + (1−
     min over training samples r of a class other than class(a) and class(b) of ||x̃ − r||  <  min(||x̃ − a||, ||x̃ − b||)
 
 measured in pixel space (Euclidean on normalized pixels) and in the trained model's feature space
-(``model.forward_features``, eval mode). Also reported: how often the model predicts a third class for
+(pooled pre-logits features, eval mode). Also reported: how often the model predicts a third class for
 the mix, and for AdaMixUp the same rates with its λ values shuffled across pairs (same λ distribution,
 no pair-specific choice): if π picks λ per pair to avoid intrusion, the shuffled rate is higher. The ERM
 row applies MixUp's mixes to the ERM model (its pixel figures are MixUp's by construction).
@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from adamixup.models import features_and_logits
 from adamixup.plots import save_figure
 
 HERE = Path(__file__).resolve().parent
@@ -153,9 +154,9 @@ def features_of(model, x: Tensor, batch: int = 1000) -> Tuple[Tensor, Tensor]:
     model.eval()
     feats, logits = [], []
     for s in range(0, x.shape[0], batch):
-        f = model.forward_features(x[s : s + batch])
+        f, out = features_and_logits(model, x[s : s + batch])
         feats.append(f.float())
-        logits.append(model.forward_head(f).float())
+        logits.append(out.float())
     return torch.cat(feats), torch.cat(logits)
 
 
@@ -273,7 +274,7 @@ def render_markdown(groups: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
          f"- Device: {meta.get('device', '?')}; π's batch-norm mode: {meta.get('bn_mode', 'train')}",
          "- Definition: a mix x̃ = λ·a + (1−λ)·b *intrudes* when the nearest real training sample of a class other than "
          "class(a) and class(b) is closer to x̃ than the nearer of a and b. Pixel space: Euclidean distance on normalized "
-         "pixels; feature space: on `model.forward_features` of the run's final model (eval mode). The same random pairs "
+         "pixels; feature space: on the pooled pre-logits features of the run's final model (eval mode). The same random pairs "
          "of training images (a ≠ b; same-class pairs included, as the methods draw them) serve every method; "
          "images are not augmented here.",
          "- min(λ, 1−λ): how far a mix lies from its nearer source (0: a source itself, 0.5: halfway; U(0, 1): 0.25); "

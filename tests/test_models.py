@@ -4,22 +4,29 @@ import torch
 from torch import nn
 
 from adamixup import ERM, AdaMixUp, MixUp
-from adamixup.models import MODELS, PreActResNet18, ProtocolWrapper, SmallCNN, build_model
+from adamixup.models import (MODELS, PreActResNet18, ProtocolWrapper, SmallCNN, build_model, features_and_logits,
+                             pooled_features)
 
 
 @pytest.mark.parametrize("hw", [28, 8])
 def test_small_cnn_protocol_on_both_digit_sizes(hw):
     model = SmallCNN(in_channels=1, num_classes=10)
     x = torch.rand(3, 1, hw, hw)
-    f = model.forward_features(x)
-    assert f.shape == (3, model.num_features) == (3, 128)
+    f = model.forward_features(x)  # timm's protocol: the unpooled map
+    assert f.shape == (3, 128, hw // 4, hw // 4)
+    pooled = pooled_features(model, x)
+    assert pooled.shape == (3, model.num_features) == (3, 128)
+    assert torch.allclose(pooled, f.mean(dim=(2, 3)), atol=1e-6)
     assert torch.equal(model(x), model.forward_head(f))
+    feats, logits = features_and_logits(model, x)
+    assert torch.equal(feats, pooled) and torch.allclose(logits, model(x), atol=1e-6)
 
 
 def test_preact_resnet18_shapes_and_size():
     model = PreActResNet18(num_classes=100).eval()
     x = torch.rand(2, 3, 32, 32)
-    assert model.forward_features(x).shape == (2, 512)
+    assert model.forward_features(x).shape == (2, 512, 4, 4)
+    assert pooled_features(model, x).shape == (2, 512)
     assert model(x).shape == (2, 100)
     n = sum(p.numel() for p in model.parameters())
     assert 11.0e6 < n < 11.5e6  # PreAct-ResNet-18 for 100 classes: about 11.2 M parameters
@@ -30,6 +37,8 @@ def test_registry_and_unknown_name():
     assert isinstance(build_model("small_cnn", num_classes=3), SmallCNN)
     with pytest.raises(ValueError, match="unknown model 'resnet9'"):
         build_model("resnet9")
+    with pytest.raises(ValueError, match="model_args.depth is not an option of small_cnn"):
+        build_model("small_cnn", depth=3)
 
 
 def test_reset_classifier_follows_timm():
@@ -48,9 +57,12 @@ def test_wrapper_matches_the_wrapped_network():
     expected = net(x)
     wrapped = ProtocolWrapper(net).eval()
     assert torch.allclose(wrapped(x), expected, atol=1e-6)
-    assert wrapped.forward_features(x).shape == (2, 512)
-    mobile = ProtocolWrapper(mobilenet_v3_small(num_classes=3))  # head named "classifier", a Sequential
-    assert mobile.num_classes == 3 and mobile.forward_features(x).shape == (2, mobile.num_features)
+    assert pooled_features(wrapped, x).shape == (2, 512)
+    mobile = ProtocolWrapper(mobilenet_v3_small(num_classes=3)).eval()  # "classifier": Linear, Hardswish, Dropout, Linear
+    assert mobile.num_classes == 3 and mobile.num_features == 1024  # its pre-logits: the hidden layer
+    assert pooled_features(mobile, x).shape == (2, 1024)
+    feats, logits = features_and_logits(mobile, x)
+    assert torch.allclose(logits, mobile(x), atol=1e-6) and feats.shape == (2, 1024)
     with pytest.raises(TypeError, match="no classifier head"):
         ProtocolWrapper(nn.Sequential(nn.Linear(2, 2)))
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torchvision.models import resnet18, resnet34
 
 from adamixup.mixing import MixUp
-from adamixup.models import MODELS, build_model
+from adamixup.models import MODELS, build_model, features_and_logits, pooled_features
 from adamixup.models.reid_resnet import ReIDResNet50
 from adamixup.reid.losses import CenterLoss, CrossEntropyLabelSmooth, TripletLoss, euclidean_dist, hard_example_mining
 
@@ -18,14 +18,14 @@ def test_resnet50_last_stride_one_gives_16x8_map():
     model = ReIDResNet50(num_classes=751).eval()
     x = torch.randn(1, 3, 256, 128)
     with torch.no_grad():
-        assert model.forward_map(x).shape == (1, 2048, 16, 8)
-        f = model.forward_features(x)
+        assert model.forward_features(x).shape == (1, 2048, 16, 8)
+        f = pooled_features(model, x)
     assert f.shape == (1, 2048) and model.num_features == 2048 and model.in_channels == 3
     block = model.backbone.layer4[0]
     assert block.conv2.stride == (1, 1) and block.downsample[0].stride == (1, 1)
     plain = ReIDResNet50(num_classes=751, last_stride=2, backbone="resnet18").eval()
     with torch.no_grad():
-        assert plain.forward_map(x).shape == (1, 512, 8, 4)
+        assert plain.forward_features(x).shape == (1, 512, 8, 4)
 
 
 def test_bnneck_protocol_and_frozen_bias():
@@ -34,14 +34,18 @@ def test_bnneck_protocol_and_frozen_bias():
     assert not model.neck.bias.requires_grad and model.neck.weight.requires_grad
     assert model.head.bias is None and abs(model.head.weight.std().item() - 0.001) < 3e-4
     x, y = torch.randn(8, 3, 64, 32), torch.randint(0, 7, (8,))
-    f = model.forward_features(x)
-    assert f.shape == (8, 512) and model.forward_head(f).shape == (8, 7) and model(x).shape == (8, 7)
+    fmap = model.forward_features(x)
+    f = model.forward_head(fmap, pre_logits=True)  # pooled, before the BNNeck
+    assert f.shape == (8, 512) and model.forward_head(fmap).shape == (8, 7) and model(x).shape == (8, 7)
     # the head reads the BNNeck's output, and embed() is the feature after the BNNeck
     model.eval()
     with torch.no_grad():
-        f = model.forward_features(x)
+        fmap = model.forward_features(x)
+        f = pooled_features(model, x)
         assert torch.allclose(model.embed(x), model.neck(f), atol=1e-6)
-        assert torch.allclose(model.forward_head(f), model.head(model.neck(f)), atol=1e-6)
+        assert torch.allclose(model.forward_head(fmap), model.head(model.neck(f)), atol=1e-6)
+        feats, logits = features_and_logits(model, x)  # the classifier is BNNeck + linear
+        assert torch.allclose(feats, f, atol=1e-6) and torch.allclose(logits, model(x), atol=1e-6)
     model.train()
     # a training step moves the BNNeck's weight but never its bias
     params = [p for p in model.parameters() if p.requires_grad]
@@ -59,7 +63,7 @@ def test_no_neck_and_registry():
     model = ReIDResNet50(num_classes=5, neck="none", backbone="resnet18").eval()
     x = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
-        assert torch.equal(model.embed(x), model.forward_features(x))
+        assert torch.equal(model.embed(x), pooled_features(model, x))
     assert model.head.bias is not None
     built = build_model("reid_resnet50", in_channels=3, num_classes=4, backbone="resnet18")
     assert isinstance(built, ReIDResNet50) and built.num_classes == 4 and "reid_resnet50" in MODELS
@@ -168,8 +172,8 @@ def test_a_full_baseline_step_on_resnet18():
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3.5e-4)
     opt_center = torch.optim.SGD(center.parameters(), lr=0.5)
     x, y = torch.randn(8, 3, 64, 32), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    f = model.forward_features(x)
-    loss = CrossEntropyLabelSmooth(4)(model.forward_head(f), y) + TripletLoss(0.3)(f, y) + 5e-4 * center(f, y)
+    f, logits = features_and_logits(model, x)
+    loss = CrossEntropyLabelSmooth(4)(logits, y) + TripletLoss(0.3)(f, y) + 5e-4 * center(f, y)
     assert math.isfinite(loss.item())
     opt.zero_grad(); opt_center.zero_grad()
     loss.backward()

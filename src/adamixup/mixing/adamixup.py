@@ -13,11 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..models.base import ProtocolModel, feature_dim, infer_in_channels, pooled_features
 from .base import (
     MixOutput,
     check_batch,
     check_logits,
     check_model,
+    features_and_logits,
     mix_pair,
     mix_targets,
     model_num_classes,
@@ -30,17 +32,20 @@ INPUT_MODES = ("concat", "noisy_mean")
 CLEAN_LOSS = ("all", "mixed_half")
 INTRUSION_BACKBONE = ("shared", "fixed", "own", "light")
 MIXED_LOSS = ("ce", "kl")
+_NO_CHANNELS = ("cannot tell how many channels {} reads (no in_channels attribute, convolution or timm "
+                "pretrained_cfg): pass AdaMixUp(model, in_channels=C)")
 # where the package defaults leave the paper (Guo, Mao, Zhang, AAAI 2019): ``AdaMixUp.paper`` applies these
 PAPER_SETTINGS = {"mixed_loss": "ce", "min_width": 0.0, "intrusion_backbone": "shared"}
 
 
-class LightPolicyBody(nn.Module):
-    """A small convolutional body for π (two strided convolutions and global pooling), for when a
-    copy of the classifier is too expensive."""
+class LightPolicyBody(ProtocolModel):
+    """A small convolutional body for π or φ (two strided convolutions; global pooling in
+    ``forward_head``), for when a copy of the classifier is too expensive. No classifier:
+    ``forward_head`` returns the pooled ``(N, width)`` features."""
 
     def __init__(self, in_channels: int, width: int = 32):
         super().__init__()
-        self.num_features = width
+        self.in_channels, self.num_features, self.num_classes = in_channels, width, 0
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, width // 2, 3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(width // 2),
@@ -48,22 +53,25 @@ class LightPolicyBody(nn.Module):
             nn.Conv2d(width // 2, width, 3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(width),
             nn.ReLU(inplace=True),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
         )
+        self.head = nn.Identity()
 
     def forward_features(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    forward = forward_features
-
 
 def _fresh_copy(model: nn.Module) -> nn.Module:
-    """The model's architecture with newly initialized weights and no classifier head."""
+    """The model's architecture with newly initialized weights and no classifier head: every
+    submodule's ``reset_parameters``, and the model's own ``init_weights()`` where it has one (timm's
+    vision transformers: position embeddings and class tokens). Parameters that neither resets start
+    as copies of the model's (independent tensors)."""
     body = copy.deepcopy(model)
     for module in body.modules():
         if hasattr(module, "reset_parameters") and module is not body:
             module.reset_parameters()
+    init = getattr(body, "init_weights", None)
+    if callable(init):
+        init()
     if hasattr(body, "reset_classifier"):
         body.reset_classifier(0)
     return body
@@ -76,8 +84,9 @@ class PolicyRegionGenerator(nn.Module):
     u ~ U(0, 1) per pair, a reparameterization through which gradients reach π. With a minimum width
     δ, α = (1 − δ)·p_α and Δ = δ + (1 − δ)·p_Δ: every region is at least δ wide (δ = 0: the paper).
 
-    body:        a module with ``forward_features`` (or ``forward``) returning ``(N, D)`` features
-                 and a ``num_features`` attribute D.
+    body:        a module following the model protocol (its pooled pre-logits features are read, see
+                 :func:`adamixup.models.pooled_features`), or a plain module whose ``forward``
+                 returns ``(N, D)`` features and which has a ``num_features`` attribute D.
     input_mode:  "concat": the pair stacked on the channel axis (the paper's π(X)); "noisy_mean":
                  w·x1 + (1−w)·x2 with w ~ U(0, 1) per pair (the authors' code).
     in_channels: C of one input; with ``adapter=True`` the stacked pair (2C channels) passes a learned
@@ -96,6 +105,9 @@ class PolicyRegionGenerator(nn.Module):
         num_features = getattr(body, "num_features", None)
         if not isinstance(num_features, int):
             raise TypeError(f"the policy body {type(body).__name__} needs an integer num_features attribute")
+        self.protocol = hasattr(body, "forward_head")
+        if self.protocol:
+            num_features = feature_dim(body)
         self.input_mode = input_mode
         self.adapter = None
         if adapter and input_mode == "concat":
@@ -113,8 +125,8 @@ class PolicyRegionGenerator(nn.Module):
                 inputs = self.adapter(inputs)
         else:
             inputs = mix_pair(a, b, torch.rand(a.shape[0], device=a.device))
-        body = self.body.forward_features if hasattr(self.body, "forward_features") else self.body
-        p = F.softmax(self.region_head(body(inputs)).float(), dim=1)
+        features = pooled_features(self.body, inputs) if self.protocol else self.body(inputs)
+        p = F.softmax(self.region_head(features).float(), dim=1)
         free = 1.0 - self.min_width
         return free * p[:, 0], self.min_width + free * p[:, 1]
 
@@ -124,18 +136,18 @@ class PolicyRegionGenerator(nn.Module):
 
 
 class _FeaturesOnly(nn.Module):
-    """``forward`` = the wrapped model's ``forward_features``, for ``torch.func.functional_call``."""
+    """``forward`` = the wrapped model's pooled features, for ``torch.func.functional_call``."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model.forward_features(x)
+        return pooled_features(self.model, x)
 
 
 def _fixed_features(model: nn.Module, x: Tensor) -> Tensor:
-    """``model.forward_features(x)`` with the model's parameters detached (gradients reach ``x``
+    """The model's pooled features of ``x`` with its parameters detached (gradients reach ``x``
     only) and its buffers copied (BatchNorm's running statistics are not updated a second time)."""
     from torch.func import functional_call
 
@@ -157,7 +169,8 @@ class AdaMixUp(nn.Module):
     """AdaMixUp as a drop-in mixer: ``out = mixer(model, x, y)``.
 
     model:            the classifier (timm protocol); used here only to size π and φ, not stored.
-    in_channels:      channels of one input image (default: ``model.in_channels``).
+    in_channels:      channels of one input image (default: ``model.in_channels``, else the model's
+                      first convolution, else timm's ``pretrained_cfg``).
     k:                inputs per mixed sample; k > 2 mixes the first k-1 recursively with the same π.
     policy:           π's body: "same" (the classifier's architecture with its own weights, the
                       paper's choice), "light" (:class:`LightPolicyBody`) or any module with
@@ -224,26 +237,27 @@ class AdaMixUp(nn.Module):
             raise ValueError(f"mixed_loss must be one of {', '.join(MIXED_LOSS)}, got {mixed_loss!r}")
         if intrusion_weight < 0:
             raise ValueError(f"intrusion_weight must be >= 0, got {intrusion_weight}")
-        in_channels = in_channels or getattr(model, "in_channels", None)
+        in_channels = in_channels or infer_in_channels(model)
         if isinstance(policy, nn.Module):
             self.policy = PolicyRegionGenerator(policy, input_mode, min_width=min_width)
         elif policy == "same":
             self.policy = PolicyRegionGenerator(_fresh_copy(model), input_mode, in_channels, adapter=True, min_width=min_width)
         elif policy == "light":
             if not in_channels:
-                raise ValueError("the model does not state its input channels: pass AdaMixUp(model, in_channels=C)")
+                raise ValueError(_NO_CHANNELS.format(type(model).__name__))
             width = in_channels * (2 if input_mode == "concat" else 1)
             self.policy = PolicyRegionGenerator(LightPolicyBody(width), input_mode, min_width=min_width)
         else:
             raise ValueError(f"policy must be 'same', 'light' or a module, got {policy!r}")
-        d = int(model.num_features)
+        d = feature_dim(model)
         # φ's own body ("own", "light"): φ sees pixels, not the classifier's features
         self.intrusion_body = None
         if intrusion_backbone == "own":
             self.intrusion_body = _fresh_copy(model)
+            d = feature_dim(self.intrusion_body)
         elif intrusion_backbone == "light":
             if not in_channels:
-                raise ValueError("the model does not state its input channels: pass AdaMixUp(model, in_channels=C)")
+                raise ValueError(_NO_CHANNELS.format(type(model).__name__))
             self.intrusion_body = LightPolicyBody(in_channels)
             d = self.intrusion_body.num_features
         if intrusion_hidden:
@@ -271,8 +285,7 @@ class AdaMixUp(nn.Module):
         xm, lam = recursive_mix(x, m, partners, self.policy)
 
         both = torch.cat([xm, x])  # the ⌊B/2⌋ mixes, then all B clean samples
-        features = model.forward_features(both)
-        logits = model.forward_head(features)
+        features, logits = features_and_logits(model, both)
         target = one_hot(y, check_logits(logits, y), self.label_smoothing)
         tm = mix_targets(target, m, partners, lam)
         mixed_loss = soft_cross_entropy(logits[:m], tm)
@@ -285,7 +298,7 @@ class AdaMixUp(nn.Module):
         if self.intrusion_backbone == "shared":
             intr_features = features
         elif self.intrusion_body is not None:
-            intr_features = self.intrusion_body.forward_features(both)
+            intr_features = pooled_features(self.intrusion_body, both)
         else:
             intr_features = torch.cat([_fixed_features(model, xm), features[m:].detach()])
         intr_logits = self.intrusion_head(intr_features).float()

@@ -1,8 +1,8 @@
 """What every mixer shares: the output type, soft targets, soft cross-entropy, input checks.
 
 Every mixer answers ``out = mixer(model, x, y)``; ``out.loss`` is the whole training loss of the
-step. The model follows timm's protocol: ``forward_features(x) -> (B, D)``, ``forward_head(f) ->
-(B, num_classes)`` and ``num_features = D``.
+step. The model follows timm's protocol (:mod:`adamixup.models.base`): features and logits come from
+``features_and_logits`` (one backbone pass), pooled features from ``pooled_features``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-MODEL_PROTOCOL = ("forward_features", "forward_head", "num_features")
+from ..models.base import check_model, features_and_logits  # noqa: F401  (the mixers' view of the protocol)
 
 
 @dataclass
@@ -24,8 +24,8 @@ class MixOutput:
     terms:    detached scalar loss terms for logging: ``clean``, ``mixed``, ``intrusion`` where used.
     lam:      the mixing ratios of the step, flattened step-major: ``(k-1) * M`` values for ``M``
               mixed samples and ``k`` inputs per mix (``M`` values when ``k = 2``); empty for ERM.
-    features: backbone features of the clean samples, ``(B, D)`` (``None`` when the mixer did not
-              pass the clean samples through the backbone).
+    features: pooled pre-logits features of the clean samples, ``(B, D)`` (``None`` when the mixer
+              did not pass the clean samples through the backbone).
     targets:  the class ids of those clean samples, ``(B,)``.
     partners: ``(k-1, M)`` batch indices of the sample mixed in at each step (``None`` for ERM);
               mixed sample ``i`` starts from ``x[i]``.
@@ -71,16 +71,6 @@ def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     small probabilities that soft targets weight.
     """
     return -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
-
-
-def check_model(model: nn.Module) -> None:
-    missing = [name for name in MODEL_PROTOCOL if not hasattr(model, name)]
-    if missing:
-        raise TypeError(
-            f"{type(model).__name__} lacks {', '.join(missing)} of the model protocol "
-            "(forward_features, forward_head, num_features); wrap a torchvision-style classifier "
-            "with adamixup.models.ProtocolWrapper"
-        )
 
 
 def check_batch(x: Tensor, y: Tensor, min_batch: int, method: str, num_classes: Optional[int]) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import MixOutput, check_batch, check_logits, check_model, model_num_classes, one_hot, soft_cross_entropy
+from .base import (MixOutput, check_batch, check_logits, check_model, features_and_logits, model_num_classes, one_hot,
+                   soft_cross_entropy)
 
 
 class ERM(nn.Module):
@@ -22,8 +23,7 @@ class ERM(nn.Module):
     def forward(self, model: nn.Module, x: Tensor, y: Tensor) -> MixOutput:
         check_model(model)
         check_batch(x, y, self.min_batch, "ERM", model_num_classes(model))
-        features = model.forward_features(x)
-        logits = model.forward_head(features)
+        features, logits = features_and_logits(model, x)
         c = check_logits(logits, y)
         loss = soft_cross_entropy(logits, one_hot(y, c, self.label_smoothing))
         return MixOutput(

@@ -9,6 +9,7 @@ from .base import (
     check_batch,
     check_logits,
     check_model,
+    features_and_logits,
     mix_targets,
     model_num_classes,
     one_hot,
@@ -60,8 +61,7 @@ class MixUp(nn.Module):
         partners = [torch.randperm(b, device=x.device) for _ in range(self.k - 1)]
         xm, lam = recursive_mix(x, b, partners, self.sample_lam)
         inputs = torch.cat([xm, x]) if self.include_clean else xm
-        features = model.forward_features(inputs)
-        logits = model.forward_head(features)
+        features, logits = features_and_logits(model, inputs)
         target = one_hot(y, check_logits(logits, y), self.label_smoothing)
         tm = mix_targets(target, b, partners, lam)
         mixed_loss = soft_cross_entropy(logits[:b], tm)

@@ -28,7 +28,7 @@ class PreActBlock(nn.Module):
 
 class PreActResNet18(ProtocolModel):
     """Four stages of two pre-activation blocks (64, 128, 256, 512 channels), a 3×3 stem without
-    pooling (32×32 inputs), final BN-ReLU and global average pooling. ``num_features = 512``."""
+    pooling (32×32 inputs), final BN-ReLU and global average pooling (in ``forward_head``). ``num_features = 512``."""
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 64):
         super().__init__()
@@ -38,9 +38,10 @@ class PreActResNet18(ProtocolModel):
             cout = width * 2**i
             layers += [PreActBlock(cin, cout, stride), PreActBlock(cout, cout, 1)]
             cin = cout
-        layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(self.num_features, num_classes)
 
     def forward_features(self, x: Tensor) -> Tensor:
+        """The last stage's feature map after the final BN-ReLU, ``(B, 512, H/8, W/8)``."""
         return self.features(x)

@@ -92,9 +92,11 @@ class ReIDResNet50(ProtocolModel):
                  tests, "resnet101", "resnext50_32x4d", ...).
     in_channels: must be 3 (accepted for ``build_model(name, in_channels=..., ...)`` calls).
 
-    ``forward_features(x)`` -> ``(B, num_features)`` pooled feature before the BNNeck (triplet and
-    center losses); ``forward_head(f)`` -> logits through BNNeck and classifier (identity loss);
-    ``embed(x)`` -> the feature after the BNNeck (retrieval; call in eval mode).
+    ``forward_features(x)`` -> the last stage's map ``(B, num_features, H/16, W/16)`` (last stride 1);
+    ``forward_head(f, pre_logits=True)`` -> the pooled feature before the BNNeck (triplet and center
+    losses); ``forward_head(f)`` -> logits through BNNeck and classifier (identity loss), so that
+    ``get_classifier()`` is the BNNeck followed by the classifier; ``embed(x)`` -> the feature after
+    the BNNeck (retrieval; call in eval mode).
     """
 
     def __init__(
@@ -131,7 +133,7 @@ class ReIDResNet50(ProtocolModel):
         self.backbone = nn.Sequential(
             OrderedDict((n, getattr(net, n)) for n in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"))
         )
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.arch, self.neck_type, self.last_stride = backbone, neck, last_stride
         self.in_channels = 3
         self.num_features = net.fc.in_features
@@ -149,23 +151,24 @@ class ReIDResNet50(ProtocolModel):
         self.num_classes = int(num_classes)
         self.head = _new_classifier(self.num_features, self.num_classes, bias=self.neck_type == "none")
 
-    def forward_map(self, x: Tensor) -> Tensor:
+    def forward_features(self, x: Tensor) -> Tensor:
         """The last stage's feature map, ``(B, num_features, H/16, W/16)`` with last stride 1."""
         return self.backbone(x)
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """The globally pooled feature before the BNNeck, ``(B, num_features)``."""
-        return self.pool(self.backbone(x)).flatten(1)
+    def pool(self, features: Tensor) -> Tensor:
+        return self.global_pool(features).flatten(1)
 
-    def forward_neck(self, features: Tensor) -> Tensor:
-        """The BNNeck applied to pooled features (identity when ``neck="none"``)."""
-        return self.neck(features)
+    def get_classifier(self) -> nn.Module:
+        """What turns the pooled feature into logits: the BNNeck, then the classifier."""
+        return nn.Sequential(self.neck, self.head)
 
-    def forward_head(self, features: Tensor) -> Tensor:
-        """Identity logits ``(B, num_classes)`` from the pooled features (BNNeck, then classifier)."""
-        return self.head(self.neck(features))
+    def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
+        """The pooled feature before the BNNeck (``pre_logits=True``), or identity logits
+        ``(B, num_classes)`` through BNNeck and classifier."""
+        pooled = self.pool(features)
+        return pooled if pre_logits else self.head(self.neck(pooled))
 
     def embed(self, x: Tensor) -> Tensor:
         """The retrieval feature: after the BNNeck (or the pooled feature with ``neck="none"``).
         Call in eval mode, so that the BNNeck uses its running statistics."""
-        return self.neck(self.forward_features(x))
+        return self.neck(self.pool(self.backbone(x)))

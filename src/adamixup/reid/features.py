@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..models.base import pooled_features
 from .metrics import ArrayLike, _np
 
 FEATURE_FIELDS = ("features", "pids", "camids", "paths")
@@ -84,12 +86,12 @@ def extract_features(
 ) -> FeatureSet:
     """Retrieval features of every batch of ``loader`` (batches ``(images, pids, camids)``, as
     :class:`adamixup.data.reid.ReIDImageDataset` gives), with the model in eval mode: ``model.embed``
-    when it has one (after the BNNeck), else ``model.forward_features``. ``flip``: average with the
+    when it has one (after the BNNeck), else the pooled features (:func:`adamixup.models.pooled_features`). ``flip``: average with the
     features of the horizontally flipped images. Paths are taken from ``loader.dataset.split`` when
     present (the loader must then keep the split's order: no shuffling). The model's training mode is restored afterwards."""
     was_training = model.training
     model.eval()
-    embed = model.embed if hasattr(model, "embed") else model.forward_features
+    embed = model.embed if hasattr(model, "embed") else partial(pooled_features, model)
     feats, pids, cams = [], [], []
     try:
         for images, pid, cam in loader:

@@ -4,8 +4,8 @@ The total loss of a training step is
 
     L = L_id(logits, y) + L_triplet(f, y) + β · L_center(f, y),    β = 5e-4
 
-where ``f = model.forward_features(x)`` is the pooled feature before the BNNeck and ``logits =
-model.forward_head(f)``. ``L_id`` is cross-entropy with label smoothing ε = 0.1
+where ``f, logits = adamixup.models.features_and_logits(model, x)``: ``f`` is the pooled feature
+before the BNNeck, and the logits come through the BNNeck and the classifier. ``L_id`` is cross-entropy with label smoothing ε = 0.1
 (:class:`CrossEntropyLabelSmooth`, or any mixer's soft cross-entropy when MixUp / AdaMixUp run on
 the identity loss).
 

@@ -117,11 +117,13 @@ class TrainConfig(RunConfig):
 
     def validate(self) -> "TrainConfig":
         from ..data import DATASETS
-        from ..models import MODELS
+        from ..models import ModelError, check_model_spec
 
         self.validate_run(DATASETS)
-        if self.model not in MODELS:
-            raise self.bad("model", f"must be one of {', '.join(sorted(MODELS))}")
+        try:
+            check_model_spec(self.model, self.model_args)
+        except ModelError as err:
+            raise ConfigError(f"config key 'model': {err}") from None
         for key in ("batch_size", "eval_batch_size", "num_folds"):
             if getattr(self, key) < 1:
                 raise self.bad(key, "must be at least 1")
