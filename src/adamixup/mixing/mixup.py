@@ -1,6 +1,8 @@
 """MixUp (Zhang et al., ICLR 2018): train on convex combinations of pairs of samples and labels."""
 from __future__ import annotations
 
+from typing import List, Optional, Sequence, Tuple
+
 import torch
 from torch import Tensor, nn
 
@@ -53,6 +55,28 @@ class MixUp(nn.Module):
     def sample_lam(self, a: Tensor, b: Tensor) -> Tensor:
         n = 1 if self.per_batch else a.shape[0]
         return self._beta.sample((n,)).to(a.device).expand(a.shape[0])
+
+    def mix(self, x: Tensor, y: Tensor, num_classes: int, lam: Optional[Tensor] = None,
+            partners: Optional[Sequence[Tensor]] = None) -> Tuple[Tensor, Tensor, Tensor, List[Tensor]]:
+        """The mixed batch and its soft targets: ``(x̃, ỹ, λ (k-1, B), partners)``.
+
+        lam:      the ratios to use, a scalar or ``(k-1, B)`` (default: drawn from Beta(α, α)).
+        partners: ``k-1`` index tensors of the sample mixed in at each step (default: random
+                  permutations of the batch). With ``lam`` a scalar and ``partners=[x.flip(0)'s
+                  order]`` this is timm's ``Mixup`` in its per-batch mode.
+        """
+        b = x.shape[0]
+        if partners is None:
+            partners = [torch.randperm(b, device=x.device) for _ in range(self.k - 1)]
+        if lam is None:
+            sample = self.sample_lam
+        else:
+            given = torch.as_tensor(lam, dtype=torch.float32, device=x.device).expand(len(partners), b)
+            steps = iter(given)
+            sample = lambda a, b_: next(steps)  # noqa: E731
+        xm, lams = recursive_mix(x, b, partners, sample)
+        tm = mix_targets(one_hot(y, num_classes, self.label_smoothing), b, partners, lams)
+        return xm, tm, lams, list(partners)
 
     def forward(self, model: nn.Module, x: Tensor, y: Tensor) -> MixOutput:
         check_model(model)

@@ -51,8 +51,9 @@ def load_backbone_weights(net: nn.Module, pretrained: Union[bool, str], arch: st
             raise ValueError(f"pretrained weights file {path} does not exist")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # pickle errors, truncated files, non-tensor payloads
-            raise ValueError(f"pretrained weights file {path} cannot be loaded as a state dict: {err}") from None
+        except Exception as err:  # pickle errors (weights_only refuses code), truncated files, non-tensor payloads
+            why = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            raise ValueError(f"pretrained weights file {path} cannot be loaded as a state dict ({why})") from None
         source = f"pretrained weights file {path}"
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
