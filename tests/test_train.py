@@ -109,8 +109,64 @@ def test_resume_after_epoch_k_equals_uninterrupted_run(tmp_path, method):
 def test_non_finite_loss_stops_with_clear_message(tmp_path):
     with pytest.raises(TrainingError, match=r"non-finite at epoch 1, step \d+ .*no checkpoint was written yet"):
         train(fast_config(lr=1e30, method="erm", optimizer="sgd", momentum=0.0, nesterov=False), tmp_path / "nan")
-    with pytest.raises(TrainingError, match="no checkpoint yet"):
+    assert not (tmp_path / "nan").exists()  # nothing to resume: no folder left behind
+    with pytest.raises(TrainingError, match="not a run directory"):
         resume(tmp_path / "nan")
+
+
+def test_metrics_are_standard_json_and_lr_is_the_epochs_own(tmp_path):
+    train(fast_config(train_fraction=0.3, method="erm"), tmp_path / "run")
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    records = [json.loads(x, parse_constant=refuse) for x in lines]
+    steps = 389 // 64  # 30 % of digits' 1,297 training images, batches of 64
+    for m in records:  # the rate of the epoch's last step, not the next epoch's
+        assert m["lr"] == pytest.approx(1e-3 * lr_factor(m["epoch"] * steps - 1, steps, 2, "cosine"))
+
+
+def test_mix_sources_in_input_order():
+    from adamixup.train.loop import mix_sources
+
+    y = torch.tensor([3, 7, 1, 5])
+    ids, w = mix_sources(torch.tensor([0.8, 0.3]), torch.tensor([[1, 0]]), y)
+    assert ids.tolist() == [[3, 7], [7, 3]]
+    assert torch.allclose(w, torch.tensor([[0.8, 0.2], [0.3, 0.7]]))
+    # k = 3: the running mix of the first two inputs is mixed with the third
+    ids, w = mix_sources(torch.tensor([0.5, 0.6]), torch.tensor([[2], [3]]), y)
+    assert ids.tolist() == [[3, 1, 5]] and torch.allclose(w, torch.tensor([[0.3, 0.3, 0.4]]))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_with_more_epochs_extends_the_run(tmp_path, schedule, capsys):
+    cfg = dict(method="mixup", train_fraction=0.3, schedule=schedule)
+    train(fast_config(epochs=3, **cfg), tmp_path / "straight")
+    train(fast_config(epochs=2, **cfg), tmp_path / "extended")  # finished at 2 epochs
+    capsys.readouterr()
+    summary = resume(tmp_path / "extended", epochs=3)
+    note = capsys.readouterr().out
+    assert summary["finished"] and summary["epochs_done"] == 3
+    assert summary["extended"] == [{"at_epoch": 2, "from_epochs": 2, "to_epochs": 3}]
+    assert yaml.safe_load((tmp_path / "extended" / "config.yaml").read_text())["epochs"] == 3
+    a = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (tmp_path / "extended" / "metrics.jsonl").read_text().splitlines()]
+    for m in a + b:
+        m.pop("seconds")
+    sa = torch.load(tmp_path / "straight/checkpoints/last.pt", weights_only=True)["model"]
+    sb = torch.load(tmp_path / "extended/checkpoints/last.pt", weights_only=True)["model"]
+    if schedule == "constant":  # the schedule does not depend on the length: the same run, bit for bit
+        assert "goes on as one started for 3 epochs" in note
+        assert a == b and all(torch.equal(sa[k], sb[k]) for k in sa)
+    else:  # epochs 1-2 followed the 2-epoch cosine; epoch 3 follows the 3-epoch one (README says so)
+        assert "recomputed for 3 epochs" in note and "epochs 1-2 followed the 2-epoch schedule" in note
+        assert [m["lr"] for m in b[:2]] != pytest.approx([m["lr"] for m in a[:2]])
+        assert b[2]["lr"] == pytest.approx(a[2]["lr"])
+        steps = 389 // 64
+        assert b[1]["lr"] == pytest.approx(1e-3 * lr_factor(2 * steps - 1, steps, 2, "cosine"))
+    with pytest.raises(ConfigError, match="already trained 3 epochs"):
+        resume(tmp_path / "extended", epochs=2)
 
 
 def test_compare_table_and_reuse(tmp_path):
@@ -121,8 +177,18 @@ def test_compare_table_and_reuse(tmp_path):
     assert "Baseline" in md and "MixUp" in md and "±" in md
     assert (tmp_path / "cmp" / "compare.png").is_file()
     stamp = (tmp_path / "cmp" / "erm-seed0" / "summary.json").stat().st_mtime_ns
-    rows2 = compare(base, ["erm", "mixup"], [0, 1], tmp_path / "cmp")  # finished runs are reused
+    said = []
+    rows2 = compare(base, ["erm", "mixup"], [0, 1], tmp_path / "cmp", log=said.append)  # finished runs are reused
     assert rows2 == rows and (tmp_path / "cmp" / "erm-seed0" / "summary.json").stat().st_mtime_ns == stamp
+    assert said[0] == f"[1/4] erm, seed 0: {tmp_path / 'cmp' / 'erm-seed0'}"
+    assert sum("finished earlier with the same settings; reusing it" in m for m in said) == 4
+    # other settings: every run is trained again, and the table holds the new runs
+    said.clear()
+    rows3 = compare(fast_config(epochs=2), ["erm"], [0, 1], tmp_path / "cmp", log=said.append)
+    assert sum("trained with other settings (epochs 1 -> 2); training it again" in m for m in said) == 2
+    new = [json.loads((tmp_path / "cmp" / f"erm-seed{seed}" / "summary.json").read_text()) for seed in (0, 1)]
+    assert all(s["epochs_done"] == 2 and s["finished"] for s in new)
+    assert rows3[0]["errors"] == [s["final_test_error"] for s in new]
 
 
 def test_cli_output_into_a_pipe_closed_early_stops_without_traceback():

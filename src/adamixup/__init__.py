@@ -6,6 +6,13 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from .mixing import ERM, AdaMixUp, MixOutput, MixUp  # noqa: E402
-
 __all__ = ["ERM", "MixUp", "AdaMixUp", "MixOutput", "__version__"]
+
+
+def __getattr__(name: str):
+    # the mixers import torch: load them on first use, so that `adamixup --help` stays fast
+    if name in ("ERM", "MixUp", "AdaMixUp", "MixOutput"):
+        from . import mixing
+
+        return getattr(mixing, name)
+    raise AttributeError(f"module 'adamixup' has no attribute {name!r}")

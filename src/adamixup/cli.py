@@ -1,9 +1,8 @@
 """The ``adamixup`` command line: thin — it parses, builds a config, calls the library.
 
-    adamixup train                       # AdaMixUp on the embedded mnist5k digits (a few minutes on a CPU)
-    adamixup train --dataset cifar10 --data-root ~/data/cifar --method mixup
-    adamixup evaluate runs/<run>         # test error and per-class errors of a saved model
-    adamixup compare --methods erm,mixup,adamixup --seeds 3
+Nothing heavy is imported before a command runs (``adamixup --help`` does not import torch). Every
+mistake ends in one line on stderr and a non-zero exit: 2 for a bad option or config value, 1 for
+bad data, files or runs, 130 for Ctrl-C.
 """
 from __future__ import annotations
 
@@ -11,97 +10,144 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NoReturn, Optional
 
 from . import __version__
 
+DESCRIPTION = """\
+AdaMixUp, MixUp and plain training (ERM): train, evaluate and compare from the command line.
+
+examples:
+  adamixup train                               AdaMixUp on the embedded mnist5k digits
+  adamixup train --dataset cifar10 --data-root ~/data/cifar --method mixup
+  adamixup train --resume runs/RUN --epochs 30 continue a run, here extended to 30 epochs
+  adamixup evaluate runs/RUN                   test error and per-class errors of a saved run
+  adamixup compare --methods erm,mixup,adamixup --seeds 3
+  adamixup reid train --data-root ~/data/Market-1501-v15.09.15
+"""
+METHODS = ("erm", "mixup", "adamixup")
+# options a resumed run may change; every other one is refused (the run keeps its saved settings)
+RESUME_OPTIONS = ("epochs", "device", "quiet")
+
 
 class CLIError(Exception):
-    pass
+    """A bad combination of options; exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (not the usage block), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _common_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="mnist5k (default), digits, mnist, fashion_mnist, cifar10, cifar100, svhn, imagefolder")
     p.add_argument("--data-root", help="folder holding the dataset's files (nothing is downloaded)")
-    p.add_argument("--config", help="a recipe: a YAML file or a shipped recipe name (see `adamixup recipes`)")
+    p.add_argument("--config", help="a recipe: a YAML file or a shipped recipe name (list them with: adamixup recipes)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set lr=0.01 --set mixer_args.alpha=0.4 (repeatable)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
+                   help="override a config key, e.g. --set lr=1e-3 --set mixer_args.alpha=0.4 (repeatable)")
+    p.add_argument("--model", help="a model name: small_cnn, preact_resnet18, timm/<name> (e.g. timm/resnet18), "
+                                   "torchvision/<name>")
+    p.add_argument("--epochs", type=int, metavar="N", help="number of training epochs (default: the recipe's)")
+    p.add_argument("--batch-size", type=int, metavar="B", help="training batch size (default: the recipe's)")
     p.add_argument("--device", help="auto (default: cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="fp32 (default), or bf16 / fp16 autocast")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format (faster convolutions on GPUs)")
     p.add_argument("--compile", action="store_true", help="torch.compile the backbone")
-    p.add_argument("--quiet", action="store_true", help="no progress bars: one line per epoch, for logs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars: one line per epoch, for logs "
+                                                        "(the default when stderr is not a terminal)")
+    p.add_argument("--stop-on-divergence", action="store_true",
+                   help="stop a run whose training loss grows far above its first step's (default: only warn)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adamixup", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="adamixup", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"adamixup {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     p = sub.add_parser("train", help="train one model with ERM, MixUp or AdaMixUp")
     _common_train_args(p)
-    p.add_argument("--method", choices=["erm", "mixup", "adamixup"])
-    p.add_argument("--seed", type=int)
+    p.add_argument("--method", choices=METHODS, help="the regularizer (default: the recipe's, adamixup)")
+    p.add_argument("--seed", type=int, help="random seed of the run: weights, batches, augmentation (default 0)")
     p.add_argument("--run-dir", help="where the run writes (default: runs/<dataset>-<method>-seed<seed>-<time>)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a run from its last checkpoint; only --epochs (to extend it), --device and "
+                        "--quiet may be given with it")
 
     p = sub.add_parser("evaluate", help="test error and per-class errors of a saved run")
-    p.add_argument("run_dir")
-    p.add_argument("--checkpoint", choices=["last", "best"], default="last")
-    p.add_argument("--device", default="auto")
+    p.add_argument("run_dir", help="the run directory")
+    p.add_argument("--checkpoint", choices=["last", "best"], default="last",
+                   help="which checkpoint: last (default) or best (lowest test error)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
 
     p = sub.add_parser("compare", help="several methods over several seeds: a table like the paper's Table 1")
     _common_train_args(p)
-    p.add_argument("--methods", default="erm,mixup,adamixup")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ..., N-1)")
-    p.add_argument("--out", help="output folder (default: runs/compare-<dataset>)")
+    p.add_argument("--methods", default="erm,mixup,adamixup",
+                   help="comma-separated methods to compare (default erm,mixup,adamixup)")
+    p.add_argument("--seeds", type=int, default=3, metavar="N", help="number of seeds per method: 0, 1, ..., N-1 (default 3)")
+    p.add_argument("--out", help="output folder (default: runs/compare-<dataset>); a run already there is reused "
+                                 "only if it was trained with the same settings, else trained again")
 
     sub.add_parser("recipes", help="list the shipped recipes")
 
     reid = sub.add_parser("reid", help="person re-identification: the strong baseline, with MixUp/AdaMixUp as tricks")
-    rsub = reid.add_subparsers(dest="reid_command", metavar="REID_COMMAND")
+    rsub = reid.add_subparsers(dest="reid_command", metavar="REID_COMMAND", parser_class=Parser)
     p = rsub.add_parser("train", help="train on Market-1501, DukeMTMC-reID, MSMT17 or a generic layout")
     p.add_argument("--dataset", help="market1501 (default), dukemtmcreid, msmt17, generic")
     p.add_argument("--data-root", help="the dataset's folder (e.g. .../Market-1501-v15.09.15)")
-    p.add_argument("--recipe", default=None, help="a re-ID recipe name or YAML file (default: bot; see `adamixup reid recipes`)")
-    p.add_argument("--mixer", choices=["erm", "mixup", "adamixup"], help="regularizer of the ID loss (default erm)")
+    p.add_argument("--recipe", default=None, help="a re-ID recipe name or YAML file (default: bot; list them with: "
+                                                  "adamixup reid recipes)")
+    p.add_argument("--mixer", choices=METHODS, help="regularizer of the ID loss (default erm)")
     p.add_argument("--pretrained", help="ImageNet weights: 'imagenet' (torchvision download) or a local .pth of torchvision's resnet50")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--epochs", type=int, metavar="N", help="number of training epochs (default: the recipe's, 120)")
+    p.add_argument("--seed", type=int, help="random seed of the run (default 0)")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="fp32 (default), or bf16 / fp16 autocast")
     p.add_argument("--workers", type=int, help="DataLoader worker processes decoding images")
-    p.add_argument("--run-dir")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--run-dir", help="where the run writes (default: runs/<dataset>-<method>-seed<seed>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a run; only --epochs (to extend it), --device and --quiet may be given with it")
+    p.add_argument("--quiet", action="store_true", help="no progress bars: one line per epoch, for logs")
+    p.add_argument("--stop-on-divergence", action="store_true",
+                   help="stop a run whose training loss grows far above its first step's (default: only warn)")
     p = rsub.add_parser("evaluate", help="mAP / CMC / mINP of a saved run (or of exported features)")
     p.add_argument("run_dir", nargs="?", help="the run directory")
     p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1 20, k2 6, λ 0.3)")
-    p.add_argument("--checkpoint", choices=["last", "best"], default="last")
-    p.add_argument("--features", help="a folder with query.npz and gallery.npz from `adamixup reid export`")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint", choices=["last", "best"], default="last", help="which checkpoint: last (default) or best")
+    p.add_argument("--features", help="a folder with query.npz and gallery.npz from: adamixup reid export")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     p = rsub.add_parser("export", help="query and gallery features of a saved run to .npz files")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="the run directory")
     p.add_argument("--out", help="output folder (default RUN_DIR/features)")
-    p.add_argument("--checkpoint", choices=["last", "best"], default="last")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint", choices=["last", "best"], default="last", help="which checkpoint: last (default) or best")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     rsub.add_parser("recipes", help="list the shipped re-ID recipes (the strong baseline's ablation)")
     return parser
+
+
+def _given(args: argparse.Namespace, names) -> List[str]:
+    """The options among ``names`` (attribute names) that were given, as flags."""
+    return [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None) not in (None, False, [])]
+
+
+def _check_resume(args: argparse.Namespace, names) -> None:
+    refused = _given(args, [n for n in names if n not in RESUME_OPTIONS])
+    if refused:
+        raise CLIError(f"--resume continues a run with its saved settings: only --epochs, --device and --quiet may "
+                       f"change on a resumed run; drop {', '.join(refused)}")
 
 
 def _overrides(args: argparse.Namespace) -> Dict[str, Any]:
     from .train.config import parse_set
 
     values: Dict[str, Any] = {}
-    for key in ("dataset", "data_root", "epochs", "batch_size", "device", "precision", "method", "seed", "run_dir"):
+    for key in ("dataset", "data_root", "model", "epochs", "batch_size", "device", "precision", "method", "seed", "run_dir"):
         v = getattr(args, key, None)
         if v is not None:
             values[key] = v
-    for flag in ("quiet", "channels_last", "compile"):
+    for flag in ("quiet", "channels_last", "compile", "stop_on_divergence"):
         if getattr(args, flag, False):
             values[flag] = True
     set_values = parse_set(args.set)
@@ -123,15 +169,20 @@ def _config(args: argparse.Namespace):
     return build_config(recipe, _overrides(args))
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from .train import resume, train
+TRAIN_OPTIONS = ("dataset", "data_root", "config", "set", "model", "epochs", "batch_size", "device", "precision",
+                 "channels_last", "compile", "quiet", "stop_on_divergence", "method", "seed", "run_dir")
 
+
+def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
-        if args.config or args.set or args.dataset:
-            raise CLIError("--resume continues a run with its saved config; drop --config/--set/--dataset")
-        summary = resume(Path(args.resume))
+        _check_resume(args, TRAIN_OPTIONS)
+        from .train import resume
+
+        summary = resume(Path(args.resume), epochs=args.epochs, device=args.device, quiet=args.quiet)
     else:
         config = _config(args)
+        from .train import train
+
         summary = train(config)
     if summary:
         print(f"test error {summary['final_test_error']:.2f}% after {summary['epochs_done']} epochs "
@@ -153,20 +204,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .train import compare, table_markdown
-
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in ("erm", "mixup", "adamixup")]
+    bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise CLIError(f"--methods takes a comma-separated list of erm, mixup, adamixup; got {args.methods!r}")
+    if len(set(methods)) < len(methods):
+        raise CLIError(f"--methods names a method twice: {args.methods!r}")
     if args.seeds < 1:
         raise CLIError(f"--seeds must be at least 1, got {args.seeds}")
     base = _config(args)
     if base.mixer_args:
         raise CLIError("compare runs several methods; mixer_args would apply to all of them: "
                        "put method options in a recipe per method instead")
+    from .train import compare, table_markdown
+
     out = Path(args.out or f"runs/compare-{base.dataset}")
-    rows = compare(base, methods, list(range(args.seeds)), out)
+    rows = compare(base, methods, list(range(args.seeds)), out, log=lambda m: print(m, flush=True))
     print(table_markdown(rows))
     print(f"wrote {out / 'compare.md'}, {out / 'compare.json'}, {out / 'compare.png'}")
     return 0
@@ -183,12 +236,16 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
+REID_TRAIN_OPTIONS = ("dataset", "data_root", "recipe", "mixer", "pretrained", "set", "epochs", "seed", "device",
+                      "precision", "workers", "run_dir", "quiet", "stop_on_divergence")
+
+
 def cmd_reid(args: argparse.Namespace) -> int:
+    if args.reid_command is None:
+        raise CLIError("adamixup reid needs a command: train, evaluate, export or recipes")
     from .train import reid
     from .train.config import parse_set
 
-    if args.reid_command is None:
-        raise CLIError("adamixup reid needs a command: train, evaluate, export or recipes")
     if args.reid_command == "recipes":
         import yaml
 
@@ -198,7 +255,8 @@ def cmd_reid(args: argparse.Namespace) -> int:
         return 0
     if args.reid_command == "train":
         if args.resume:
-            summary = reid.resume_reid(Path(args.resume))
+            _check_resume(args, REID_TRAIN_OPTIONS)
+            summary = reid.resume_reid(Path(args.resume), epochs=args.epochs, device=args.device, quiet=args.quiet)
         else:
             values: Dict[str, Any] = {}
             for key, attr in (("dataset", "dataset"), ("data_root", "data_root"), ("method", "mixer"),
@@ -206,8 +264,9 @@ def cmd_reid(args: argparse.Namespace) -> int:
                               ("precision", "precision"), ("workers", "workers"), ("run_dir", "run_dir")):
                 if getattr(args, attr) is not None:
                     values[key] = getattr(args, attr)
-            if args.quiet:
-                values["quiet"] = True
+            for flag in ("quiet", "stop_on_divergence"):
+                if getattr(args, flag):
+                    values[flag] = True
             values.update(parse_set(args.set))
             summary = reid.train_reid(reid.build_reid_config(args.recipe or "bot", values))
         if summary:
@@ -232,15 +291,50 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "compare": cmd_compare
             "reid": cmd_reid}
 
 
+def _ours(err: BaseException) -> bool:
+    """An error this package raised on purpose: its message is a sentence meant for the user."""
+    return isinstance(err, CLIError) or type(err).__module__.startswith("adamixup.")
+
+
+def _is_config_error(err: BaseException) -> bool:
+    config = sys.modules.get("adamixup.train.config")
+    return isinstance(err, CLIError) or (config is not None and isinstance(err, config.ConfigError))
+
+
+def error_line(err: BaseException) -> str:
+    """The one line ``adamixup`` prints for ``err``."""
+    text = str(err).strip()
+    if "Traceback (most recent call last)" in text:  # re-raised from a DataLoader worker: its last line is the error
+        last = [line for line in text.splitlines() if line.strip()][-1].strip()
+        text = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].isidentifier() else last
+    if _ours(err) or isinstance(err, (ValueError, OSError)):
+        # our messages are sentences (joined if one spans lines); a library's may carry a dump: keep its first line
+        message = " ".join(text.split()) if _ours(err) else (text.splitlines() or [type(err).__name__])[0].strip()
+        return f"adamixup: error: {message or type(err).__name__}"
+    first = (text.splitlines() or [""])[0].strip()
+    return (f"adamixup: error: unexpected {type(err).__name__}: {first} "
+            "(set ADAMIXUP_TRACEBACK=1 to see where it came from)")
+
+
+def interrupted_line(err: KeyboardInterrupt, args: argparse.Namespace) -> str:
+    run_dir, resumable = getattr(err, "run_dir", None), getattr(err, "resumable", False)
+    if run_dir is None:
+        return "adamixup: interrupted"
+    if not resumable:
+        return f"adamixup: interrupted before the run's first checkpoint; nothing of {run_dir} was kept"
+    if args.command == "compare":
+        return (f"adamixup: interrupted in {run_dir}; run the same adamixup compare command to continue "
+                "(finished runs are reused, this one resumed)")
+    prefix = "adamixup reid train" if args.command == "reid" else "adamixup train"
+    return f"adamixup: interrupted; continue the run with: {prefix} --resume {run_dir}"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     if args.command is None:
         parser.print_help()
         return 0
-    from .data import DataError
-    from .train import ConfigError, TrainingError
-
     try:
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # here, so that a closed pipe is caught below rather than at exit
@@ -248,16 +342,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:  # the reader went away (`adamixup recipes | head -1`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (CLIError, ConfigError, DataError, TrainingError, FileNotFoundError) as err:
-        print(f"adamixup: error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, (CLIError, ConfigError)) else 1
-    except KeyboardInterrupt:
-        print("\nadamixup: interrupted; continue a run with `adamixup train --resume RUN_DIR`", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        lead = "\n" if sys.stderr.isatty() else ""  # end a progress bar's line first
+        print(lead + interrupted_line(err, args), file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001  one line, never a traceback (unless asked for)
+        if os.environ.get("ADAMIXUP_TRACEBACK") and not _ours(err):
+            raise
+        print(error_line(err), file=sys.stderr)
+        return 2 if _is_config_error(err) else 1
     finally:
-        from .train import distributed
-
-        distributed.cleanup()
+        distributed = sys.modules.get("adamixup.train.distributed")
+        if distributed is not None:
+            distributed.cleanup()
 
 
 __all__ = ["main", "build_parser"]

@@ -78,9 +78,13 @@ def _denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -
     return (x * s + m).clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
-def mixed_grid(mixed: torch.Tensor, lam: torch.Tensor, targets: torch.Tensor, classes: Sequence[str],
+def mixed_grid(mixed: torch.Tensor, input_ids: torch.Tensor, weights: torch.Tensor, classes: Sequence[str],
                mean: Sequence[float], std: Sequence[float], path: Path, cols: int = 8) -> Path:
-    """Mixed samples with their λ and the two largest entries of their soft targets."""
+    """Mixed samples, each titled with λ and its inputs' classes and weights in input order.
+
+    mixed: ``(M, C, H, W)`` normalized mixes; input_ids: ``(M, k)`` the class of each mix's inputs,
+    in the order they were mixed; weights: ``(M, k)`` their weights (``weights[:, 0]`` is λ for k = 2).
+    """
     images = _denormalize(mixed, mean, std)
     n = images.shape[0]
     rows = max(1, (n + cols - 1) // cols)
@@ -92,10 +96,9 @@ def mixed_grid(mixed: torch.Tensor, lam: torch.Tensor, targets: torch.Tensor, cl
         img = images[i]
         ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
                   vmin=0, vmax=1)
-        top = torch.topk(targets[i], k=min(2, targets.shape[1]))
-        label = " ".join(f"{classes[c]}:{p:.2f}" for p, c in zip(top.values.tolist(), top.indices.tolist()) if p > 0.005)
-        ax.set_title(f"λ={lam[i]:.2f}\n{label}", fontsize=7)
-    fig.suptitle("mixed training samples (λ weighs the first input)", fontsize=9)
+        label = " ".join(f"{classes[c]}:{w:.2f}" for c, w in zip(input_ids[i].tolist(), weights[i].tolist()))
+        ax.set_title(f"λ={weights[i, 0]:.2f}\n{label}", fontsize=7)
+    fig.suptitle("mixed training samples: λ weighs the first input; classes in input order", fontsize=9)
     return save_figure(fig, path)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
@@ -20,8 +22,54 @@ SCHEDULES = ("constant", "step", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 class ConfigError(ValueError):
     """A bad recipe or ``--set`` value; the message names the key."""
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 as PyYAML reads it, except that floats may be written as everyone writes them:
+    ``1e-4``, ``5E3``, ``.5e-2`` (YAML 1.1 wants ``1.0e-4`` and reads ``1e-4`` as a string)."""
+
+
+_FLOAT = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X)
+_Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
+                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse YAML text (a recipe, a saved config, a ``--set`` value); a syntax error is a
+    :class:`ConfigError` naming ``source``."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source} is not valid YAML: {' '.join(str(err).split())}") from None
+
+
+def _check_device_name(name: Any) -> Optional[str]:
+    """None if ``name`` is a device we run on (auto, cpu, cuda, cuda:N, mps), else why not."""
+    if not isinstance(name, str):
+        return "must be a string"
+    if name == "auto":
+        return None
+    kind, _, index = name.partition(":")
+    if kind not in DEVICE_TYPES or (index and not index.isdigit()) or (index and kind != "cuda"):
+        return "must be auto, cpu, cuda, cuda:N (N = 0, 1, ...) or mps"
+    return None
+
+
+def _non_finite(values: Dict[str, Any]) -> Optional[str]:
+    for k, v in values.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            return k
+    return None
 
 
 @dataclass
@@ -51,6 +99,7 @@ class RunConfig:
     run_dir: Optional[str] = None
     tensorboard: bool = False
     quiet: bool = False
+    stop_on_divergence: bool = False  # stop (not only warn) when the loss grows far above its first step's
 
     # mixer options that the task sets itself, so that a recipe may not
     task_mixer_args: ClassVar[Tuple[str, ...]] = ()
@@ -70,6 +119,9 @@ class RunConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise self.bad(key, f"must be one of {', '.join(allowed)}")
+        why = _check_device_name(self.device)
+        if why:
+            raise self.bad("device", why)
         if self.epochs < 1:
             raise self.bad("epochs", "must be at least 1")
         for key in ("lr", "weight_decay", "momentum", "warmup_epochs"):
@@ -88,6 +140,32 @@ class RunConfig:
                 f"config key 'mixer_args.{unknown[0]}' is not an option of {mixer_cls.__name__}; "
                 f"its options are {', '.join(sorted(accepted)) or 'none'}"
             )
+        self.check_mixer_values()
+
+    def mixer_kwargs(self) -> Dict[str, Any]:
+        """The keyword arguments the task's mixer is built with (besides the model and in_channels)."""
+        return dict(self.mixer_args)
+
+    def check_mixer_values(self) -> None:
+        """Build the mixer once on a tiny stand-in model, so that a value it refuses
+        (``mixer_args.alpha=-1``) is a config error before any run folder exists."""
+        from ..mixing import MIXERS, AdaMixUp
+        from ..models import SmallCNN
+
+        cls = MIXERS[self.method]
+        kwargs = self.mixer_kwargs()
+        bad = _non_finite(kwargs)
+        if bad:
+            raise ConfigError(f"config key 'mixer_args.{bad}' must be a finite number, got {kwargs[bad]!r}")
+        try:
+            if cls is AdaMixUp:
+                cls(SmallCNN(in_channels=1, num_classes=2, width=2), in_channels=1, **kwargs)
+            else:
+                cls(**kwargs)
+        except (ValueError, TypeError) as err:
+            given = ", ".join(f"{k}={v!r}" for k, v in self.mixer_args.items())
+            raise ConfigError(f"config key 'mixer_args' ({given}): {cls.__name__} refuses it: "
+                              f"{' '.join(str(err).split())}") from None
 
     def check_batch(self, key: str, size: int) -> None:
         from ..mixing import MIXERS
@@ -120,6 +198,9 @@ class TrainConfig(RunConfig):
         from ..models import ModelError, check_model_spec
 
         self.validate_run(DATASETS)
+        bad = _non_finite(self.model_args)
+        if bad:
+            raise ConfigError(f"config key 'model_args.{bad}' must be a finite number, got {self.model_args[bad]!r}")
         try:
             check_model_spec(self.model, self.model_args)
         except ModelError as err:
@@ -154,6 +235,8 @@ def _check_type(field_types: Dict[str, str], key: str, value: Any) -> Any:
     elif base == "float":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):
+            raise ConfigError(f"config key {key!r} must be a finite number, got {value!r}")
     else:
         ok = isinstance(value, str)
     if not ok:
@@ -163,8 +246,13 @@ def _check_type(field_types: Dict[str, str], key: str, value: Any) -> Any:
 
 def update_config(config, values: Dict[str, Any], source: str):
     """Apply ``values`` (from a recipe or ``--set``) to a config dataclass; ``source`` names where they came from."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source} must be a mapping of config keys to values, got "
+                          f"{'nothing' if values is None else type(values).__name__}")
     field_types = {f.name: f.type for f in fields(config)}
     for key, value in values.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{source}: config keys are names, got {key!r}")
         if key in ("model_args", "mixer_args") and isinstance(value, dict):
             merged = dict(getattr(config, key))
             merged.update(value)
@@ -196,9 +284,10 @@ def list_recipes() -> List[str]:
 def load_recipe(name_or_path: Union[str, Path]) -> Dict[str, Any]:
     path = find_recipe(name_or_path)
     try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"recipe {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"recipe {path} cannot be read ({type(err).__name__}: {err})") from None
+    values = load_yaml(text, f"recipe {path}") or {}
     if not isinstance(values, dict):
         raise ConfigError(f"recipe {path} must be a mapping of config keys to values")
     values.pop("description", None)
@@ -212,7 +301,7 @@ def parse_set(items: List[str]) -> Dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects key=value, got {item!r}")
-        value = yaml.safe_load(raw) if raw else None
+        value = load_yaml(raw, f"--set {item!r}") if raw else None
         head, dot, sub = key.partition(".")
         if dot:
             if head not in ("model_args", "mixer_args"):

@@ -5,11 +5,10 @@ from pathlib import Path
 from typing import Any, Dict
 
 from ..data import BatchAugment, load_dataset
-from ..models import build_model
 from .base import TrainingError, load_run_config, select_device
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .config import config_from_dict
-from .loop import error_rate, per_class_error, predict
+from .loop import build_classifier, error_rate, per_class_error, predict
 
 
 def evaluate_run(run_dir: Path, checkpoint: str = "last", device: str = "auto") -> Dict[str, Any]:
@@ -19,11 +18,15 @@ def evaluate_run(run_dir: Path, checkpoint: str = "last", device: str = "auto") 
     if not ckpt_path.is_file():
         raise TrainingError(f"{run_dir} has no {checkpoint}.pt checkpoint")
     dev = select_device(device)
+    ckpt = load_checkpoint(ckpt_path, "cpu", required=("model", "epoch"), alternative="evaluate it with --checkpoint {name}")
     data = load_dataset(config.dataset, config.data_root, train_fraction=config.train_fraction, seed=config.seed,
                         fold=config.fold, num_folds=config.num_folds)
-    model = build_model(config.model, in_channels=data.in_channels, num_classes=data.num_classes, **config.model_args)
-    ckpt = load_checkpoint(ckpt_path, map_location=dev)
-    model.load_state_dict(ckpt["model"])
+    model = build_classifier(config, data.in_channels, data.num_classes)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint {ckpt_path} does not fit the run's model "
+                              f"({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
     model.to(dev)
     augment = BatchAugment(data.mean, data.std).to(dev)
     pred = predict(model, data.test_x, augment, config.eval_batch_size, dev)

@@ -12,7 +12,7 @@ A run directory holds ``config.yaml`` (resolved), ``metrics.jsonl`` (one line pe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -21,17 +21,44 @@ from tqdm.auto import tqdm
 from .. import plots
 from ..data import BatchAugment, Dataset, load_dataset
 from ..mixing import MIXERS, AdaMixUp
-from ..models import build_model
+from ..models import ModelError, build_model
 from .base import BaseTrainer, EpochStats, TrainingError, autocast, resume_run, start_run
-from .config import TrainConfig, config_from_dict
+from .config import ConfigError, TrainConfig, config_from_dict
 from .schedule import build_scheduler
 
 
 def build_mixer(config, model: nn.Module, in_channels: int) -> nn.Module:
     cls = MIXERS[config.method]
     if cls is AdaMixUp:
-        return cls(model, in_channels=in_channels, **config.mixer_args)
-    return cls(**config.mixer_args)
+        return cls(model, in_channels=in_channels, **config.mixer_kwargs())
+    return cls(**config.mixer_kwargs())
+
+
+def build_classifier(config: TrainConfig, in_channels: int, num_classes: int) -> nn.Module:
+    """The config's model; a model argument it refuses is a :class:`ConfigError` naming it."""
+    try:
+        return build_model(config.model, in_channels=in_channels, num_classes=num_classes, **config.model_args)
+    except ModelError as err:
+        raise ConfigError(f"config key 'model': {' '.join(str(err).split())}") from None
+    except (TypeError, ValueError, RuntimeError) as err:  # e.g. model_args.width=-1
+        given = ", ".join(f"{k}={v!r}" for k, v in config.model_args.items()) or "no model_args"
+        raise ConfigError(f"config key 'model_args' ({given}): {config.model} cannot be built with it: "
+                          f"{' '.join(str(err).split())[:200]}") from None
+
+
+def mix_sources(lam: Tensor, partners: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:
+    """The class ids of each mix's inputs in input order, and their weights, ``(M, k)`` each.
+
+    lam: ``(k-1) * M`` ratios, step-major; partners: ``(k-1, M)`` batch indices; mix ``i`` starts
+    from ``x[i]`` and step ``j`` forms ``lam_j * running + (1 - lam_j) * x[partners[j, i]]``.
+    """
+    steps, m = partners.shape
+    lam = lam.reshape(steps, m).float()
+    ids, weights = [y[:m]], [torch.ones(m)]
+    for j in range(steps):
+        weights = [w * lam[j] for w in weights] + [1 - lam[j]]
+        ids.append(y[partners[j]])
+    return torch.stack(ids, 1), torch.stack(weights, 1)
 
 
 @torch.no_grad()
@@ -73,7 +100,7 @@ class ClassificationTrainer(BaseTrainer):
         self.train_x, self.train_y = d.train_x.to(self.device), d.train_y.to(self.device)
         self.augment = BatchAugment(d.mean, d.std, pad=d.pad if config.augment else 0,
                                     flip=d.flip and config.augment).to(self.device)
-        model = build_model(config.model, in_channels=d.in_channels, num_classes=d.num_classes, **config.model_args)
+        model = build_classifier(config, d.in_channels, d.num_classes)
         self.finish_setup(model, build_mixer(config, model, d.in_channels))
         per_rank = config.batch_size // self.world
         if per_rank < getattr(self.mixer, "min_batch", 2 if config.method == "mixup" else 1):
@@ -88,7 +115,7 @@ class ClassificationTrainer(BaseTrainer):
         g = torch.Generator().manual_seed(12345)  # a fixed subset, the same for every method and seed
         k = min(config.train_eval_samples, len(d.train_y))
         self.train_eval_idx = torch.randperm(len(d.train_y), generator=g)[:k]
-        self.last_mixes = None  # (inputs, λ, soft targets) of the last batch's first mixes
+        self.last_mixes = None  # (mixes, their inputs' class ids, their weights) of the last batch's first mixes
 
     def batches(self, perm: Tensor):
         """This rank's index batches of an epoch. Every rank draws the same permutation (same
@@ -105,17 +132,19 @@ class ClassificationTrainer(BaseTrainer):
         perm = torch.randperm(len(self.train_y), generator=self.data_generator)
         stats = EpochStats()
         bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=cfg.quiet or not self.main, dynamic_ncols=True)
+                   disable=not self.show_bars, dynamic_ncols=True)
         for i, idx in zip(bar, self.batches(perm)):
             x = self.augment(self.train_x[idx], generator=self.data_generator)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            out = self.train_step(x, self.train_y[idx], i, stats)
-            if not cfg.quiet and self.main:
+            y = self.train_y[idx]
+            out = self.train_step(x, y, i, stats)
+            if self.show_bars:
                 bar.set_postfix(stats.postfix())
-        if out.mixed is not None:  # a few mixes of the epoch's last batch, for the picture
+        if out.mixed is not None and out.partners is not None and out.lam.numel() == out.partners.numel():  # a few mixes of the epoch's last batch, for the picture
+            ids, weights = mix_sources(out.lam.detach().cpu(), out.partners.cpu(), y.cpu())
             m = min(16, out.mixed.shape[0])
-            self.last_mixes = (out.mixed[:m].float().cpu(), out.lam[:m].float().cpu(), out.mixed_targets[:m].cpu())
+            self.last_mixes = (out.mixed[:m].float().cpu(), ids[:m], weights[:m])
         return stats.result(self.device)
 
     def evaluate(self, final: bool) -> Dict[str, float]:
@@ -136,8 +165,8 @@ class ClassificationTrainer(BaseTrainer):
         if any("lam_hist" in m for m in history):
             plots.lambda_distribution(history, out / "lambda_distribution.png")
         if self.last_mixes is not None:
-            mixed, lam, targets = self.last_mixes
-            plots.mixed_grid(mixed, lam, targets, self.data.classes, self.data.mean, self.data.std,
+            mixed, ids, weights = self.last_mixes
+            plots.mixed_grid(mixed, ids, weights, self.data.classes, self.data.mean, self.data.std,
                              out / "mixed_samples.png")
 
     def summary(self, history: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -150,6 +179,9 @@ def train(config: TrainConfig, run_dir: Optional[Path] = None, stop_after: Optio
     return start_run(config, ClassificationTrainer, run_dir, stop_after, data=data)
 
 
-def resume(run_dir: Path, stop_after: Optional[int] = None, data: Optional[Dataset] = None) -> Dict[str, Any]:
-    """Continue an interrupted run from ``checkpoints/last.pt`` (a run killed mid-epoch restarts that epoch)."""
-    return resume_run(run_dir, config_from_dict, ClassificationTrainer, stop_after, data=data)
+def resume(run_dir: Path, stop_after: Optional[int] = None, data: Optional[Dataset] = None,
+           epochs: Optional[int] = None, device: Optional[str] = None, quiet: bool = False) -> Dict[str, Any]:
+    """Continue a run from ``checkpoints/last.pt`` (a run killed mid-epoch restarts that epoch);
+    ``epochs`` extends it (see :func:`adamixup.train.base.resume_run`)."""
+    return resume_run(run_dir, config_from_dict, ClassificationTrainer, stop_after, epochs=epochs, device=device,
+                      quiet=quiet, data=data)

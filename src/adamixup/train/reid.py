@@ -31,7 +31,7 @@ from ..reid.metrics import compute_distance
 from ..reid.rerank import re_ranking
 from . import distributed as dist
 from .base import BaseTrainer, EpochStats, TrainingError, load_run_config, resume_run, select_device, start_run
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .config import RECIPE_DIR, ConfigError, RunConfig, load_recipe, update_config
 from .schedule import build_scheduler
 
@@ -79,7 +79,15 @@ class ReIDConfig(RunConfig):
 
     task_mixer_args: ClassVar[Tuple[str, ...]] = ("label_smoothing", "include_clean")
 
+    def mixer_kwargs(self) -> Dict[str, Any]:
+        kwargs = dict(self.mixer_args, label_smoothing=self.label_smoothing)
+        if MIXERS[self.method] is MixUp:
+            kwargs["include_clean"] = True  # the triplet and center losses need the clean features
+        return kwargs
+
     def validate(self) -> "ReIDConfig":
+        if not 0 <= self.label_smoothing < 1:
+            raise self.bad("label_smoothing", "must lie in [0, 1)")
         self.validate_run(REID_DATASETS)
         for key, allowed in {"neck": ("bnneck", "none"), "metric": ("euclidean", "cosine")}.items():
             if getattr(self, key) not in allowed:
@@ -92,8 +100,6 @@ class ReIDConfig(RunConfig):
         for key in ("random_erasing", "flip"):
             if not 0 <= getattr(self, key) <= 1:
                 raise self.bad(key, "is a probability in [0, 1]")
-        if not 0 <= self.label_smoothing < 1:
-            raise self.bad("label_smoothing", "must lie in [0, 1)")
         for key in ("center_weight", "center_lr", "triplet_weight", "workers", "pad"):
             if getattr(self, key) < 0:
                 raise self.bad(key, "must not be negative")
@@ -140,9 +146,7 @@ def build_reid_model(config: ReIDConfig, num_classes: int) -> ReIDResNet50:
 
 def build_reid_mixer(config: ReIDConfig, model: nn.Module) -> nn.Module:
     cls = MIXERS[config.method]
-    kwargs = dict(config.mixer_args, label_smoothing=config.label_smoothing)
-    if cls is MixUp:
-        kwargs["include_clean"] = True  # the triplet and center losses need the clean features
+    kwargs = config.mixer_kwargs()
     if cls is AdaMixUp:
         return cls(model, in_channels=3, **kwargs)
     return cls(**kwargs)
@@ -247,13 +251,13 @@ class ReIDTrainer(BaseTrainer):
         self.sampler.set_epoch(self.epoch)
         stats = EpochStats()
         bar = tqdm(self.loader, total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=cfg.quiet or not self.main, dynamic_ncols=True)
+                   disable=not self.show_bars, dynamic_ncols=True)
         for i, (x, y, _) in enumerate(bar):
             x = x.to(self.device, non_blocking=True)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             self.train_step(x, y.to(self.device, non_blocking=True), i, stats)
-            if not cfg.quiet and self.main:
+            if self.show_bars:
                 bar.set_postfix(stats.postfix())
         return stats.result(self.device)
 
@@ -314,8 +318,10 @@ def train_reid(config: ReIDConfig, run_dir: Optional[Path] = None, stop_after: O
     return start_run(config, ReIDTrainer, run_dir, stop_after, data=data)
 
 
-def resume_reid(run_dir: Path, stop_after: Optional[int] = None, data: Optional[ReIDData] = None) -> Dict[str, Any]:
-    return resume_run(run_dir, reid_config_from_dict, ReIDTrainer, stop_after, data=data)
+def resume_reid(run_dir: Path, stop_after: Optional[int] = None, data: Optional[ReIDData] = None,
+                epochs: Optional[int] = None, device: Optional[str] = None, quiet: bool = False) -> Dict[str, Any]:
+    return resume_run(run_dir, reid_config_from_dict, ReIDTrainer, stop_after, epochs=epochs, device=device,
+                      quiet=quiet, data=data)
 
 
 def _load_run_model(run_dir: Path, checkpoint: str, device: torch.device) -> Tuple[ReIDConfig, ReIDData, nn.Module]:
@@ -323,9 +329,15 @@ def _load_run_model(run_dir: Path, checkpoint: str, device: torch.device) -> Tup
     ckpt_path = Path(run_dir) / "checkpoints" / f"{checkpoint}.pt"
     if not ckpt_path.is_file():
         raise TrainingError(f"{run_dir} has no {checkpoint}.pt checkpoint")
+    ckpt = load_checkpoint(ckpt_path, "cpu", required=("model",),
+                           alternative="use it with --checkpoint {name}")
     data = read_reid_dataset(config.dataset, config.data_root)
     model = build_reid_model(ReIDConfig(**{**asdict(config), "pretrained": None}), data.num_train_pids)
-    model.load_state_dict(load_checkpoint(ckpt_path, map_location=device)["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint {ckpt_path} does not fit the run's model "
+                              f"({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
     return config, data, model.to(device)
 
 
@@ -338,7 +350,13 @@ def evaluate_reid_run(run_dir: Optional[Path], checkpoint: str = "last", rerank:
 
     if features is not None:
         features = Path(features)
-        qf, gf = load_features(features / "query.npz"), load_features(features / "gallery.npz")
+        if not features.is_dir():
+            raise TrainingError(f"feature folder {features} {'is a file' if features.exists() else 'does not exist'}; "
+                                "`adamixup reid export RUN_DIR` writes one (query.npz and gallery.npz)")
+        try:
+            qf, gf = load_features(features / "query.npz"), load_features(features / "gallery.npz")
+        except ValueError as err:
+            raise TrainingError(" ".join(str(err).split())) from None
         config = ReIDConfig()
         if run_dir is not None and (Path(run_dir) / "config.yaml").is_file():
             config = load_run_config(Path(run_dir), reid_config_from_dict)
