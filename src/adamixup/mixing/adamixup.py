@@ -14,19 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.base import ProtocolModel, feature_dim, infer_in_channels, pooled_features
-from .base import (
-    MixOutput,
-    check_batch,
-    check_logits,
-    check_model,
-    features_and_logits,
-    mix_pair,
-    mix_targets,
-    model_num_classes,
-    one_hot,
-    recursive_mix,
-    soft_cross_entropy,
-)
+from .base import MixOutput, check_batch, check_model, derangement, half_mix, mix_pair, model_num_classes  # noqa: F401
 
 INPUT_MODES = ("concat", "noisy_mean")
 CLEAN_LOSS = ("all", "mixed_half")
@@ -156,15 +144,6 @@ def _fixed_features(model: nn.Module, x: Tensor) -> Tensor:
     return functional_call(_FeaturesOnly(model), state, (x,))
 
 
-def derangement(n: int, device: Union[str, torch.device, None] = None) -> Tensor:
-    """A random permutation of range(n) with no fixed point (n >= 2): a random cycle through all
-    indices. A sample paired with itself would give φ a "mixed" example identical to a real one."""
-    order = torch.randperm(n, device=device)
-    partner = torch.empty_like(order)
-    partner[order] = order.roll(-1)
-    return partner
-
-
 class AdaMixUp(nn.Module):
     """AdaMixUp as a drop-in mixer: ``out = mixer(model, x, y)``.
 
@@ -196,6 +175,9 @@ class AdaMixUp(nn.Module):
                       the loss by moving λ towards 0 or 1 where H(ỹ) vanishes; "ce": the soft
                       cross-entropy itself (the paper).
     min_width:        δ, the narrowest region [α, α + Δ] π may choose (default 0.4; 0: the paper).
+    train_policy:     False freezes π at its initialization (a control: does learning π matter?);
+                      its parameters then do not require gradients and an optimizer built from
+                      the trainable parameters leaves them alone.
 
     The defaults differ from the paper in ``mixed_loss``, ``min_width`` and ``intrusion_backbone``
     only: with the paper's settings π collapsed to λ ≈ 0 or 1 on our MNIST runs and the shared
@@ -224,6 +206,7 @@ class AdaMixUp(nn.Module):
         intrusion_backbone: str = "light",
         mixed_loss: str = "kl",
         min_width: float = 0.4,
+        train_policy: bool = True,
     ):
         super().__init__()
         check_model(model)
@@ -267,6 +250,9 @@ class AdaMixUp(nn.Module):
         self.k, self.intrusion_weight = int(k), float(intrusion_weight)
         self.clean_loss, self.label_smoothing = clean_loss, float(label_smoothing)
         self.intrusion_backbone, self.mixed_loss = intrusion_backbone, mixed_loss
+        self.train_policy = bool(train_policy)
+        if not self.train_policy:  # the "pi-frozen" control: π keeps its initial weights
+            self.policy.requires_grad_(False)
 
     @classmethod
     def paper(cls, model: nn.Module, **kwargs) -> "AdaMixUp":
@@ -280,25 +266,19 @@ class AdaMixUp(nn.Module):
     def forward(self, model: nn.Module, x: Tensor, y: Tensor) -> MixOutput:
         check_model(model)
         check_batch(x, y, self.min_batch, "AdaMixUp", model_num_classes(model))
-        b, m = x.shape[0], x.shape[0] // 2
-        partners = [derangement(m, x.device) for _ in range(self.k - 1)]
-        xm, lam = recursive_mix(x, m, partners, self.policy)
-
-        both = torch.cat([xm, x])  # the ⌊B/2⌋ mixes, then all B clean samples
-        features, logits = features_and_logits(model, both)
-        target = one_hot(y, check_logits(logits, y), self.label_smoothing)
-        tm = mix_targets(target, m, partners, lam)
-        mixed_loss = soft_cross_entropy(logits[:m], tm)
+        b = x.shape[0]
+        h = half_mix(model, x, y, self.k, self.policy, self.label_smoothing,
+                     n_clean=b if self.clean_loss == "all" else b // 2)
+        m, xm, lam, features, tm = h.m, h.mixed, h.lam, h.features, h.mixed_targets
+        mixed_loss, clean_loss = h.mixed_loss, h.clean_loss
         if self.mixed_loss == "kl":
             mixed_loss = mixed_loss + (tm * tm.clamp_min(1e-12).log()).sum(dim=1).mean()  # − H(ỹ)
-        n_clean = b if self.clean_loss == "all" else m
-        clean_loss = soft_cross_entropy(logits[m : m + n_clean], target[:n_clean])
 
         # φ: mixed samples are "off the manifold" (1), real ones are not (0); each side averaged.
         if self.intrusion_backbone == "shared":
             intr_features = features
         elif self.intrusion_body is not None:
-            intr_features = pooled_features(self.intrusion_body, both)
+            intr_features = pooled_features(self.intrusion_body, h.both)
         else:
             intr_features = torch.cat([_fixed_features(model, xm), features[m:].detach()])
         intr_logits = self.intrusion_head(intr_features).float()
@@ -313,7 +293,7 @@ class AdaMixUp(nn.Module):
             lam=lam.detach().reshape(-1),
             features=features[m:],
             targets=y,
-            partners=torch.stack(partners),
+            partners=torch.stack(h.partners),
             mixed=xm.detach(),
             mixed_targets=tm.detach(),
             stats={"intrusion_acc": intr_acc},

@@ -7,7 +7,7 @@ step. The model follows timm's protocol (:mod:`adamixup.models.base`): features 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -136,3 +136,53 @@ def mix_targets(target: Tensor, first: int, partners: Sequence[Tensor], lams: Te
     for idx, lam in zip(partners, lams):
         tm = mix_pair(tm, target[idx], lam)
     return tm
+
+
+def derangement(n: int, device: Union[str, torch.device, None] = None) -> Tensor:
+    """A random permutation of range(n) with no fixed point (n >= 2): a random cycle through all
+    indices. A sample paired with itself would give φ a "mixed" example identical to a real one."""
+    order = torch.randperm(n, device=device)
+    partner = torch.empty_like(order)
+    partner[order] = order.roll(-1)
+    return partner
+
+
+@dataclass
+class HalfMix:
+    """One backbone pass over AdaMixUp's batch layout: the first ``m = ⌊B/2⌋`` samples mixed with
+    partners from derangements of that half, then all B clean samples.
+
+    both: the ``m`` mixes then the B clean samples; features/logits: of ``both``; target: the clean
+    samples' (smoothed) one-hot targets ``(B, C)``; tm: the mixes' soft targets; mixed_loss: soft
+    cross-entropy on the mixes; clean_loss: cross-entropy on the first ``n_clean`` clean samples.
+    """
+
+    m: int
+    both: Tensor
+    mixed: Tensor
+    lam: Tensor
+    partners: List[Tensor]
+    features: Tensor
+    logits: Tensor
+    target: Tensor
+    mixed_targets: Tensor
+    mixed_loss: Tensor
+    clean_loss: Tensor
+
+
+def half_mix(model: nn.Module, x: Tensor, y: Tensor, k: int, sample_lam: Callable[[Tensor, Tensor], Tensor],
+             label_smoothing: float = 0.0, n_clean: Optional[int] = None) -> HalfMix:
+    """AdaMixUp's layout with any source of λ (π for AdaMixUp; a fixed distribution for the
+    controls that share its layout). ``n_clean``: how many clean samples the clean loss covers
+    (default all B)."""
+    b, m = x.shape[0], x.shape[0] // 2
+    partners = [derangement(m, x.device) for _ in range(k - 1)]
+    xm, lam = recursive_mix(x, m, partners, sample_lam)
+    both = torch.cat([xm, x])  # the ⌊B/2⌋ mixes, then all B clean samples
+    features, logits = features_and_logits(model, both)
+    target = one_hot(y, check_logits(logits, y), label_smoothing)
+    tm = mix_targets(target, m, partners, lam)
+    n = b if n_clean is None else n_clean
+    return HalfMix(m=m, both=both, mixed=xm, lam=lam, partners=partners, features=features, logits=logits,
+                   target=target, mixed_targets=tm, mixed_loss=soft_cross_entropy(logits[:m], tm),
+                   clean_loss=soft_cross_entropy(logits[m : m + n], target[:n]))

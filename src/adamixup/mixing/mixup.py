@@ -35,6 +35,8 @@ class MixUp(nn.Module):
     the batch, drawn anew at each of the k-1 steps. Randomness comes from torch's global generator.
     """
 
+    min_batch = 2
+
     def __init__(
         self,
         alpha: float = 1.0,
@@ -80,7 +82,7 @@ class MixUp(nn.Module):
 
     def forward(self, model: nn.Module, x: Tensor, y: Tensor) -> MixOutput:
         check_model(model)
-        check_batch(x, y, 2, "MixUp", model_num_classes(model))
+        check_batch(x, y, self.min_batch, "MixUp", model_num_classes(model))
         b = x.shape[0]
         partners = [torch.randperm(b, device=x.device) for _ in range(self.k - 1)]
         xm, lam = recursive_mix(x, b, partners, self.sample_lam)

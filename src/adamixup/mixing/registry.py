@@ -1,0 +1,81 @@
+"""The methods, by name: the only list of them. Config validation, the CLI's choices, the trainers
+and the studies all read :data:`METHODS`.
+
+A method is a mixer class and the options it fixes (``adamixup-paper`` is AdaMixUp with the paper's
+settings; the controls are mixers with one part taken away). Each mixer class states its smallest
+batch (``min_batch``) and its options (its constructor's keyword arguments); one that takes the
+classifier (``model``) to size its own networks gets it, and ``in_channels``, when built.
+Adding a mixer: one file, and one line here.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Dict, FrozenSet, Mapping, Optional, Type
+
+from torch import nn
+
+from .adamixup import PAPER_SETTINGS, AdaMixUp
+from .controls import LayoutMixUp
+from .erm import ERM
+from .mixup import MixUp
+
+BUILD_ARGS = frozenset({"self", "model", "in_channels"})
+
+
+@dataclass(frozen=True)
+class Method:
+    """A mixer class with the options this method fixes. ``summary``: one line for help and reports."""
+
+    cls: Type[nn.Module]
+    summary: str
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def min_batch(self) -> int:
+        return int(self.cls.min_batch)
+
+    @property
+    def takes_model(self) -> bool:
+        return "model" in inspect.signature(self.cls.__init__).parameters
+
+    def options(self, reserved: FrozenSet[str] = frozenset()) -> FrozenSet[str]:
+        """The keyword options a config may set (``reserved``: those a task sets itself)."""
+        params = set(inspect.signature(self.cls.__init__).parameters)
+        return frozenset(params - BUILD_ARGS - set(self.fixed) - set(reserved))
+
+    def build(self, model: Optional[nn.Module] = None, in_channels: Optional[int] = None, **options) -> nn.Module:
+        """The mixer; ``model`` (the classifier) and ``in_channels`` reach mixers that take them."""
+        kwargs: Dict[str, Any] = {**self.fixed, **options}
+        if self.takes_model:
+            return self.cls(model, in_channels=in_channels, **kwargs)
+        return self.cls(**kwargs)
+
+
+METHODS: Dict[str, Method] = {
+    "erm": Method(ERM, "plain training: cross-entropy on the batch"),
+    "mixup": Method(MixUp, "MixUp: every sample mixed with a random partner, λ ~ Beta(α, α)"),
+    "adamixup": Method(AdaMixUp, "AdaMixUp with the package defaults (λ from a learned policy π, φ on its own body)"),
+    "adamixup-paper": Method(AdaMixUp, "AdaMixUp with the paper's settings", fixed=dict(PAPER_SETTINGS)),
+    # controls (README, Results): what π and φ add over the same batch layout and clean loss
+    "mixup-clean": Method(MixUp, "control: MixUp plus the clean loss on all B samples",
+                          fixed={"include_clean": True}),
+    "mixup-matched": Method(LayoutMixUp, "control: AdaMixUp's batch layout, λ ~ Beta(α, α)", fixed={"lam": "beta"}),
+    "fixed-region": Method(LayoutMixUp, "control: AdaMixUp's batch layout, λ ~ U(low, high) without π",
+                           fixed={"lam": "uniform"}),
+    "pi-frozen": Method(AdaMixUp, "control: AdaMixUp with π frozen at its initialization",
+                        fixed={"train_policy": False}),
+}
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
+
+
+def build_mixer(name: str, model: Optional[nn.Module] = None, in_channels: Optional[int] = None,
+                **options) -> nn.Module:
+    """``build_mixer("adamixup", model, in_channels=3, min_width=0.3)``."""
+    return get_method(name).build(model, in_channels, **options)
