@@ -114,6 +114,8 @@ CASES = [
     ("dataset-unknown", lambda t, g, r, m: ["train", "--dataset", "imagenet22k"], "'dataset'"),
     ("recipe-missing", lambda t, g, r, m: ["train", "--config", str(t / "nope.yaml")], "no recipe file"),
     ("crafted-cifar-batch", lambda t, g, r, m: crafted_cifar(t, m), "cifar"),
+    ("mnist-images-truncated", lambda t, g, r, m: truncated_mnist(t), "truncated"),
+    ("imagefolder-zero-byte-image", lambda t, g, r, m: image_folder_with_empty_file(t), "empty.png"),
     # resume
     ("resume-missing-folder", lambda t, g, r, m: ["train", "--resume", str(t / "nothing")], "does not exist"),
     ("resume-truncated-last", lambda t, g, r, m: resume_damaged(g, t, truncate), "truncated or corrupt"),
@@ -164,6 +166,31 @@ def crafted_cifar(t: Path, marker: Path):
             pickle.dump(Evil(marker), f)
     return ["train", "--dataset", "cifar10", "--data-root", str(root), "--epochs", "1", "--quiet",
             "--run-dir", str(t / "runs" / "cifar")]
+
+
+def truncated_mnist(t: Path):
+    import struct
+
+    root = t / "mnist"
+    root.mkdir()
+    for name, n in (("train", 10), ("t10k", 10)):
+        (root / f"{name}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + bytes(784 * n))
+        (root / f"{name}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + bytes(n))
+    data = (root / "train-images-idx3-ubyte").read_bytes()
+    (root / "train-images-idx3-ubyte").write_bytes(data[: 16 + 784 * 5])  # half the images are missing
+    return ["train", "--dataset", "mnist", "--data-root", str(root), "--epochs", "1", "--quiet"]
+
+
+def image_folder_with_empty_file(t: Path):
+    root = t / "images"
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / split / cls / f"{i}.png")
+    (root / "train" / "dog" / "empty.png").write_bytes(b"")
+    return ["train", "--dataset", "imagefolder", "--data-root", str(root), "--epochs", "1", "--quiet"]
 
 
 def resume_damaged(good_run, t, damage):
