@@ -350,7 +350,7 @@ def test_torn_metrics_line_is_dropped_with_a_warning(good_run, tmp_path, capsys)
 
 
 def test_divergence_warns_and_can_stop(tmp_path, capsys):
-    argv = ["train", *TINY, "--epochs", "2", "--method", "erm", "--set", "lr=1e6"]
+    argv = ["train", *TINY, "--epochs", "2", "--method", "erm", "--set", "lr=1e3"]
     assert main([*argv, "--run-dir", str(tmp_path / "warned")]) == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the run is diverging" in err

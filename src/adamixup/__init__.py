@@ -15,4 +15,8 @@ def __getattr__(name: str):
         from . import mixing
 
         return getattr(mixing, name)
+    if name in ("mixing", "models", "data", "train", "reid", "plots", "cli"):  # `import adamixup; adamixup.models...`
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'adamixup' has no attribute {name!r}")
