@@ -361,3 +361,15 @@ def test_divergence_warns_and_can_stop(tmp_path, capsys):
     assert err.count("\n") == 1 and "diverged" in err and "Traceback" not in err
     # stopped after its first epoch, with a checkpoint: the folder is kept and resumable
     assert (tmp_path / "stopped" / "checkpoints" / "last.pt").is_file()
+
+
+def test_error_line_is_one_line_for_any_exception():
+    from adamixup.cli import error_line
+    from adamixup.data import DataError
+
+    worker = OSError("Caught OSError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+                     '  File "x.py", line 1, in f\n    raise OSError(...)\nOSError: image file x.jpg is truncated\n')
+    assert error_line(worker) == "adamixup: error: image file x.jpg is truncated"
+    assert error_line(DataError("file a.bin\nis short")) == "adamixup: error: file a.bin is short"
+    line = error_line(RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB"))
+    assert line.startswith("adamixup: error: unexpected RuntimeError: CUDA out of memory.") and "\n" not in line
