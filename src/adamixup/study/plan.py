@@ -1,0 +1,593 @@
+"""Study plans: which runs a study is made of, written down before any of them trains.
+
+A plan is a YAML file (shipped ones live in ``recipes/studies/``; ``adamixup study run quick`` finds
+them by name)::
+
+    name: digits-controls                  # optional; default: the file's stem
+    description: what the study asks
+    datasets:                              # label -> a training recipe and its overrides
+      digits:   {recipe: digits, epochs: 20}
+      digits-S: {recipe: digits, train_fraction: 0.2, epochs: 40}
+    methods:                               # label -> a registry method (adamixup.mixing.METHODS) and its options
+      erm: erm                             # shorthand: the label is the registry name
+      adamixup-w0: {method: adamixup, mixer_args: {intrusion_weight: 0}}
+      mixup-matched: {method: mixup-matched}
+    folds: 5                               # k-fold of the embedded sets (every fold the test fold once);
+                                           # or {num_folds: 5, use: [0, 1]}; or fixed (the data set's own split)
+    seeds: [0, 1]                          # or "0-4", or a count: 2
+    overrides: {model_args: {width: 16}}   # config keys for every run (the budget); a data set's own keys win
+    primary: [adamixup, mixup-matched]     # THE comparison, stated before running (first and marked in the report)
+    comparisons: [[mixup, erm], [adamixup, mixup]]   # more paired comparisons (Holm-corrected together)
+    pooled: true                           # also pool each comparison over the data sets
+    selection: {split: test}               # or {split: validation, fraction: 0.1}: score on a validation split
+    statistics: {test: wilcoxon, interval: cluster, resamples: 10000, level: 0.95, seed: 0}
+
+:func:`expand` turns a plan into :class:`Run` s, each with a stable key
+``<dataset>/<method>/fold<F>-seed<S>`` (``fixed-seed<S>`` on a fixed split) and a resolved, validated
+config; :func:`config_identity` is what a ledger record must match to stand for a run (the config
+without the keys that do not change what a run computes, the method as its mixer class and every
+mixer option written out), and :func:`identity_hash` its hash.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import yaml
+
+from .errors import NotSupportedYet, StudyError
+
+PLAN_DIR = Path(__file__).resolve().parents[1] / "recipes" / "studies"
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+PLAN_KEYS = ("name", "description", "datasets", "methods", "folds", "seeds", "overrides", "primary", "comparisons",
+             "pooled", "selection", "statistics")
+METHOD_KEYS = ("method", "mixer_args", "description")
+# what the study sets per run; a plan may not set them through overrides
+RESERVED = ("method", "mixer_args", "seed", "fold", "num_folds", "run_dir", "device", "quiet")
+# keys that do not change what a run computes (or that name a place, not the data): not part of a run's identity,
+# so that a record made on another machine (another device, another path to the same data) stands for the run
+NOT_IN_IDENTITY = ("run_dir", "quiet", "tensorboard", "stop_on_divergence", "device", "data_root")
+TESTS = ("wilcoxon", "signflip")
+INTERVALS = ("cluster", "stratified", "pairs")
+STATISTICS = {"test": "wilcoxon", "interval": "cluster", "resamples": 10_000, "level": 0.95, "seed": 0}
+
+
+# --------------------------------------------------------------------------------------------------
+# the plan
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Folds:
+    """``num_folds`` stratified folds of which ``use`` are test folds; ``num_folds=None``: the data set's
+    own fixed split (one "fold", ``use == (None,)``)."""
+
+    num_folds: Optional[int]
+    use: Tuple[Optional[int], ...]
+
+    def label(self, fold: Optional[int]) -> str:
+        return "fixed" if fold is None else f"fold{fold}"
+
+    def describe(self) -> str:
+        if self.num_folds is None:
+            return "the data set's own train/test split"
+        if len(self.use) == self.num_folds:
+            return f"{self.num_folds} stratified folds, each the test fold once"
+        return f"folds {', '.join(map(str, self.use))} of {self.num_folds} stratified folds"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    label: str
+    recipe: str
+    overrides: Dict[str, Any]
+    folds: Folds
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    label: str
+    method: str  # a name in adamixup.mixing.METHODS
+    mixer_args: Dict[str, Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which split scores the runs: ``test`` (the final plan) or ``validation`` (choosing settings:
+    ``fraction`` of each training fold held out, the test split never looked at)."""
+
+    split: str = "test"
+    fraction: Optional[float] = None
+
+    @property
+    def metric(self) -> str:
+        return "val_error" if self.split == "validation" else "test_error"
+
+
+@dataclass
+class Plan:
+    name: str
+    source: str
+    datasets: Dict[str, DatasetSpec]
+    methods: Dict[str, MethodSpec]
+    seeds: List[int]
+    overrides: Dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    primary: Optional[Tuple[str, str]] = None
+    comparisons: List[Tuple[str, str]] = field(default_factory=list)
+    pooled: bool = False
+    selection: Selection = field(default_factory=Selection)
+    statistics: Dict[str, Any] = field(default_factory=lambda: dict(STATISTICS))
+
+    def all_comparisons(self) -> List[Tuple[str, str]]:
+        """The primary comparison first, then the plan's others (each pair once, in either direction);
+        with none given, every method against the first method."""
+        pairs: List[Tuple[str, str]] = [self.primary] if self.primary else []
+        others = self.comparisons or [(m, next(iter(self.methods))) for m in list(self.methods)[1:]]
+        for a, b in others:
+            if {(a, b), (b, a)}.isdisjoint(pairs):
+                pairs.append((a, b))
+        return pairs
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a plan: its key, where it sits in the plan, and the resolved config it trains."""
+
+    key: str
+    dataset: str
+    method: str
+    fold: Optional[int]
+    seed: int
+    registry_method: str
+    mixer_args: Dict[str, Any]
+    config: Dict[str, Any]
+    identity: Dict[str, Any]
+    config_hash: str
+
+    @property
+    def slug(self) -> str:
+        """The key as one file-name part: ``digits-S__adamixup__fold0-seed1``."""
+        return self.key.replace("/", "__")
+
+
+def _bad(source: str, key: str, why: str) -> StudyError:
+    return StudyError(f"plan {source}: key {key!r} {why}")
+
+
+# YAML as the recipes read it: floats may be written 1e-4 (YAML 1.1 wants 1.0e-4 and reads 1e-4 as a string)
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_FLOAT = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X)
+_Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
+                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def list_plans() -> List[str]:
+    """The names of the plans shipped in ``recipes/studies``."""
+    return sorted(p.stem for p in PLAN_DIR.glob("*.yaml"))
+
+
+def find_plan(name_or_path: Union[str, Path]) -> Path:
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = PLAN_DIR / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise StudyError(f"no plan file {str(name_or_path)!r}; shipped plans: {', '.join(list_plans()) or 'none'}")
+
+
+def load_plan(name_or_path: Union[str, Path]) -> Plan:
+    """Read and check a plan: a YAML file, or the name of a shipped plan (``quick``)."""
+    path = find_plan(name_or_path)
+    try:
+        data = yaml.load(path.read_text(), Loader=_Loader)
+    except (OSError, UnicodeDecodeError) as err:
+        raise StudyError(f"plan {path} cannot be read ({type(err).__name__}: {err})") from None
+    except yaml.YAMLError as err:
+        raise StudyError(f"plan {path} is not valid YAML: {' '.join(str(err).split())}") from None
+    return parse_plan(data, str(path), default_name=path.stem)
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse_ints(value: Any, source: str, key: str) -> List[int]:
+    """``[0, 1]``, ``"0-4"``, ``"0-2,4"`` or a count ``3`` (= 0, 1, 2)."""
+    if _int(value):
+        if value < 1:
+            raise _bad(source, key, f"as a count must be at least 1, got {value!r}")
+        return list(range(value))
+    items: List[Any]
+    if isinstance(value, str):
+        items = [t.strip() for t in value.split(",") if t.strip()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise _bad(source, key, f"must be a list of integers, a range like \"0-4\" or a count, got {value!r}")
+    out: List[int] = []
+    for item in items:
+        if _int(item):
+            out.append(item)
+            continue
+        lo, sep, hi = str(item).partition("-")
+        try:
+            out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+        except ValueError:
+            raise _bad(source, key, f"holds {item!r}, which is neither an integer nor a range like 0-4") from None
+    if not out:
+        raise _bad(source, key, "is empty")
+    if len(set(out)) < len(out):
+        raise _bad(source, key, f"names a value twice: {value!r}")
+    if any(v < 0 for v in out):
+        raise _bad(source, key, f"must not be negative, got {value!r}")
+    return out
+
+
+def _parse_folds(value: Any, source: str, key: str) -> Folds:
+    if value in ("fixed", None):
+        return Folds(None, (None,))
+    if _int(value):
+        if value < 2:
+            raise _bad(source, key, f"needs at least 2 folds, got {value!r}")
+        return Folds(value, tuple(range(value)))
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"num_folds", "use"})
+        if unknown:
+            raise _bad(source, f"{key}.{unknown[0]}", "is not a folds key; use num_folds and use")
+        num = value.get("num_folds")
+        if not _int(num) or num < 2:
+            raise _bad(source, f"{key}.num_folds", f"must be an integer of at least 2, got {num!r}")
+        use = _parse_ints(value.get("use", num), source, f"{key}.use")
+        bad = [f for f in use if f >= num]
+        if bad:
+            raise _bad(source, f"{key}.use", f"names fold {bad[0]}, but there are only folds 0-{num - 1}")
+        return Folds(num, tuple(use))
+    raise _bad(source, key, f"must be a number of folds, {{num_folds: N, use: [...]}} or fixed, got {value!r}")
+
+
+def _label(source: str, key: str, label: Any) -> str:
+    if not isinstance(label, str) or not LABEL.match(label):
+        raise _bad(source, key, f"has the label {label!r}; labels are letters, digits and . _ + - (no '/')")
+    return label
+
+
+def _mapping(value: Any, source: str, key: str) -> Dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _bad(source, key, f"must be a mapping, got {value!r}")
+    return dict(value)
+
+
+def _reserved(values: Dict[str, Any], source: str, key: str) -> None:
+    clash = [k for k in values if k in RESERVED]
+    if clash:
+        raise _bad(source, f"{key}.{clash[0]}", "is set by the study itself for each run (methods, folds, seeds; "
+                                               "the device is an option of `study run`); remove it")
+
+
+def _pair(value: Any, methods: Dict[str, MethodSpec], source: str, key: str) -> Tuple[str, str]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, str) for v in value)):
+        raise _bad(source, key, f"must be a pair of method labels like [adamixup, mixup], got {value!r}")
+    a, b = value
+    for m in (a, b):
+        if m not in methods:
+            raise _bad(source, key, f"names the method {m!r}, which is not among the plan's methods "
+                                    f"({', '.join(methods)})")
+    if a == b:
+        raise _bad(source, key, f"compares {a!r} with itself")
+    return a, b
+
+
+def _parse_method(label: str, value: Any, source: str) -> MethodSpec:
+    from ..mixing import METHODS
+
+    key = f"methods.{label}"
+    if isinstance(value, str) or value is None:
+        value = {"method": value or label}
+    if not isinstance(value, dict):
+        raise _bad(source, key, f"must be a registry method name or {{method: NAME, mixer_args: {{...}}}}, got {value!r}")
+    unknown = sorted(set(value) - set(METHOD_KEYS))
+    if unknown:
+        raise _bad(source, f"{key}.{unknown[0]}", f"is not a method key; use {', '.join(METHOD_KEYS)}")
+    name = value.get("method", label)
+    if name not in METHODS:
+        raise _bad(source, f"{key}.method", f"names {name!r}, which is not a method; choose one of {', '.join(METHODS)}")
+    args = _mapping(value.get("mixer_args"), source, f"{key}.mixer_args")
+    allowed = METHODS[name].options()
+    bad = sorted(set(args) - allowed)
+    if bad:
+        fixed = " (the method fixes it)" if bad[0] in METHODS[name].fixed else ""
+        raise _bad(source, f"{key}.mixer_args.{bad[0]}", f"is not an option of {name}{fixed}; its options are "
+                                                         f"{', '.join(sorted(allowed)) or 'none'}")
+    return MethodSpec(label, name, args, str(value.get("description") or ""))
+
+
+def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = None) -> Plan:
+    """Check a plan's mapping (as read from YAML); every mistake is one :class:`StudyError` naming the key."""
+    if not isinstance(data, dict):
+        raise StudyError(f"plan {source} must be a mapping of plan keys ({', '.join(PLAN_KEYS)}), "
+                         f"got {'nothing' if data is None else type(data).__name__}")
+    unknown = sorted(set(map(str, data)) - set(PLAN_KEYS))
+    if unknown:
+        raise _bad(source, unknown[0], f"is not a plan key; the keys are {', '.join(PLAN_KEYS)}")
+    name = data.get("name", default_name or "study")
+    _label(source, "name", name)
+    for required in ("datasets", "methods", "seeds"):
+        if not data.get(required):
+            raise _bad(source, required, "is missing or empty")
+    folds = _parse_folds(data.get("folds", "fixed"), source, "folds")
+    overrides = _mapping(data.get("overrides"), source, "overrides")
+    _reserved(overrides, source, "overrides")
+
+    raw_ds = data["datasets"]
+    if not isinstance(raw_ds, dict):
+        raise _bad(source, "datasets", f"must map labels to {{recipe: NAME, ...config keys}}, got {raw_ds!r}")
+    datasets: Dict[str, DatasetSpec] = {}
+    for label, value in raw_ds.items():
+        _label(source, "datasets", label)
+        key = f"datasets.{label}"
+        value = _mapping(value, source, key)
+        recipe = value.pop("recipe", None)
+        if not isinstance(recipe, str) or not recipe:
+            raise _bad(source, f"{key}.recipe", f"must name a training recipe (adamixup recipes) or a recipe file, got {recipe!r}")
+        ds_folds = _parse_folds(value.pop("folds"), source, f"{key}.folds") if "folds" in value else folds
+        description = str(value.pop("description", "") or "")
+        _reserved(value, source, key)
+        datasets[label] = DatasetSpec(label, recipe, value, ds_folds, description)
+
+    raw_m = data["methods"]
+    if isinstance(raw_m, list):
+        if not all(isinstance(m, str) for m in raw_m):
+            raise _bad(source, "methods", "as a list must hold registry method names; use a mapping for options")
+        raw_m = {m: m for m in raw_m}
+    if not isinstance(raw_m, dict):
+        raise _bad(source, "methods", f"must map labels to registry methods, got {raw_m!r}")
+    methods = {_label(source, "methods", label): _parse_method(label, value, source) for label, value in raw_m.items()}
+
+    seeds = _parse_ints(data["seeds"], source, "seeds")
+    primary = _pair(data["primary"], methods, source, "primary") if data.get("primary") is not None else None
+    raw_c = data.get("comparisons") or []
+    if not isinstance(raw_c, list):
+        raise _bad(source, "comparisons", f"must be a list of method pairs, got {raw_c!r}")
+    comparisons = [_pair(c, methods, source, f"comparisons[{i}]") for i, c in enumerate(raw_c)]
+    pooled = data.get("pooled", False)
+    if not isinstance(pooled, bool):
+        raise _bad(source, "pooled", f"must be true or false, got {pooled!r}")
+
+    sel = _mapping(data.get("selection"), source, "selection")
+    unknown = sorted(set(sel) - {"split", "fraction"})
+    if unknown:
+        raise _bad(source, f"selection.{unknown[0]}", "is not a selection key; use split and fraction")
+    split = sel.get("split", "test")
+    if split not in ("test", "validation"):
+        raise _bad(source, "selection.split", f"must be test or validation, got {split!r}")
+    fraction = sel.get("fraction")
+    if split == "validation":
+        if fraction is None:
+            fraction = 0.1
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise _bad(source, "selection.fraction", f"must lie in (0, 1), got {fraction!r}")
+    elif fraction is not None:
+        raise _bad(source, "selection.fraction", "applies only to split: validation")
+
+    stats = _mapping(data.get("statistics"), source, "statistics")
+    unknown = sorted(set(stats) - set(STATISTICS))
+    if unknown:
+        raise _bad(source, f"statistics.{unknown[0]}", f"is not a statistics key; use {', '.join(STATISTICS)}")
+    stats = {**STATISTICS, **stats}
+    if stats["test"] not in TESTS:
+        raise _bad(source, "statistics.test", f"must be one of {', '.join(TESTS)}, got {stats['test']!r}")
+    if stats["interval"] not in INTERVALS:
+        raise _bad(source, "statistics.interval", f"must be one of {', '.join(INTERVALS)}, got {stats['interval']!r}")
+    if not _int(stats["resamples"]) or stats["resamples"] < 100:
+        raise _bad(source, "statistics.resamples", f"must be an integer of at least 100, got {stats['resamples']!r}")
+    if isinstance(stats["level"], bool) or not isinstance(stats["level"], float) or not 0.5 <= stats["level"] < 1:
+        raise _bad(source, "statistics.level", f"must be a number in [0.5, 1), got {stats['level']!r}")
+    if not _int(stats["seed"]):
+        raise _bad(source, "statistics.seed", f"must be an integer, got {stats['seed']!r}")
+
+    return Plan(name=name, source=source, datasets=datasets, methods=methods, seeds=seeds, overrides=overrides,
+                description=str(data.get("description") or ""), primary=primary, comparisons=comparisons,
+                pooled=pooled, selection=Selection(split, None if fraction is None else float(fraction)),
+                statistics=stats)
+
+
+# --------------------------------------------------------------------------------------------------
+# a run's config and identity
+# --------------------------------------------------------------------------------------------------
+def _config_method_for(name: str) -> Optional[str]:
+    """The registry name of the plain method with ``name``'s mixer class (no fixed options), if any."""
+    from ..mixing import METHODS
+
+    cls = METHODS[name].cls
+    return next((n for n, m in METHODS.items() if m.cls is cls and not m.fixed), None)
+
+
+def config_for(recipe: Optional[str], overrides: Dict[str, Any], method: str, mixer_args: Dict[str, Any]):
+    """The validated ``TrainConfig`` of one run of registry ``method`` with ``mixer_args``.
+
+    The one place that knows how the trainer names methods: first as the registry name itself (what
+    the config takes once it accepts every registry method); while it takes only the plain methods
+    (erm, mixup, adamixup), as the plain method of the same mixer class with the registry method's
+    fixed options merged into ``mixer_args`` (``pi-frozen`` -> ``adamixup`` with ``train_policy=False``).
+    Both spellings have the same :func:`config_identity`, so records stay valid across the switch.
+    """
+    from ..mixing import METHODS
+    from ..train import ConfigError, build_config
+
+    spec = METHODS[method]
+    try:
+        return build_config(recipe, {**overrides, "method": method, "mixer_args": dict(mixer_args)})
+    except ConfigError as err:
+        if not str(err).startswith("config key 'method'"):
+            raise
+    plain = _config_method_for(method)
+    if plain is None:
+        raise StudyError(f"method {method!r} ({spec.cls.__name__}) cannot be trained yet: the trainer's config "
+                         f"accepts only the plain methods, and none of them has the mixer {spec.cls.__name__}")
+    return build_config(recipe, {**overrides, "method": plain, "mixer_args": {**spec.fixed, **mixer_args}})
+
+
+def _canon(value: Any) -> Any:
+    """A JSON-stable form: numbers as floats (``0`` and ``0.0`` are one setting), mappings sorted."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _canon(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canon(v) for v in value]
+    return str(value)
+
+
+def mixer_defaults(cls) -> Dict[str, Any]:
+    """A mixer class's constructor defaults (the options a config may set)."""
+    return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+            if k not in ("self", "model", "in_channels") and p.default is not inspect.Parameter.empty}
+
+
+def config_identity(config: Dict[str, Any]) -> Dict[str, Any]:
+    """What a run computes, as one flat mapping: the config but :data:`NOT_IN_IDENTITY`, with the method
+    as its mixer class (``mixer``) and every mixer option written out (``mixer.<option>``: the class's
+    defaults, the registry method's fixed options, the config's ``mixer_args``). A record made under
+    other package defaults therefore differs from a run asked for now."""
+    from ..mixing import get_method
+
+    spec = get_method(config["method"])
+    flat = {k: _canon(v) for k, v in config.items() if k not in NOT_IN_IDENTITY and k not in ("method", "mixer_args")}
+    flat["mixer"] = spec.cls.__name__
+    options = {**mixer_defaults(spec.cls), **spec.fixed, **(config.get("mixer_args") or {})}
+    for k, v in options.items():
+        flat[f"mixer.{k}"] = _canon(v)
+    return dict(sorted(flat.items()))
+
+
+def identity_hash(identity: Dict[str, Any]) -> str:
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def default_identity(mixer: str) -> Dict[str, Any]:
+    """The identity's values when nothing is set: the config's defaults and ``mixer``'s option defaults.
+    A key that a newer trainer or mixer added is harmless in an older record when the run asked for now
+    keeps its default (see :func:`identity_differences`)."""
+    from ..mixing import METHODS
+    from ..train import build_config
+
+    flat = {k: _canon(v) for k, v in build_config().to_dict().items()
+            if k not in NOT_IN_IDENTITY and k not in ("method", "mixer_args")}
+    cls = next((m.cls for m in METHODS.values() if m.cls.__name__ == mixer), None)
+    if cls is not None:
+        flat.update({f"mixer.{k}": _canon(v) for k, v in mixer_defaults(cls).items()})
+    return flat
+
+
+def identity_differences(stored: Dict[str, Any], wanted: Dict[str, Any],
+                         defaults: Optional[Dict[str, Any]] = None) -> List[str]:
+    """``key stored -> wanted`` for every setting in which a stored record differs from the run asked for.
+    A key the record lacks (added to the trainer or a mixer since) counts only when the run asks for other
+    than its default; a key the run no longer has is ignored."""
+    if defaults is None:
+        defaults = default_identity(str(wanted.get("mixer")))
+    missing = object()
+    out = []
+    for k in sorted(wanted):
+        have = stored.get(k, missing)
+        if have is missing:
+            if k in defaults and wanted[k] == defaults[k]:
+                continue
+            out.append(f"{k} (absent) -> {wanted[k]!r}")
+        elif have != wanted[k]:
+            out.append(f"{k} {have!r} -> {wanted[k]!r}")
+    return out
+
+
+def _is_finite_tree(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_is_finite_tree(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_is_finite_tree(v) for v in value)
+    return True
+
+
+def expand(plan: Plan) -> List[Run]:
+    """Every run of ``plan``, ordered seed, fold, data set, method (so that whole paired groups finish
+    early); each config resolved and validated now, before anything trains."""
+    from ..train import ConfigError
+
+    runs: List[Run] = []
+    extra: Dict[str, Any] = {}
+    if plan.selection.split == "validation":
+        extra["validation_fraction"] = plan.selection.fraction
+    most = max(len(ds.folds.use) for ds in plan.datasets.values())
+    for seed in plan.seeds:
+        for i in range(most):
+            for ds in plan.datasets.values():
+                if i >= len(ds.folds.use):
+                    continue
+                fold = ds.folds.use[i]
+                overrides = {**plan.overrides, **ds.overrides, **extra, "seed": seed, "quiet": True}
+                if fold is not None:
+                    overrides.update(fold=fold, num_folds=ds.folds.num_folds)
+                for m in plan.methods.values():
+                    where = f"plan {plan.source}, data set {ds.label!r}, method {m.label!r}"
+                    try:
+                        config = config_for(ds.recipe, overrides, m.method, m.mixer_args).to_dict()
+                    except ConfigError as err:
+                        if "validation_fraction" in str(err):
+                            raise NotSupportedYet(
+                                f"plan {plan.source}: selection {{split: validation}} needs the trainer to hold out "
+                                "a validation split of each training fold (config key 'validation_fraction'), which "
+                                "this version of the trainer does not have; use selection {split: test} until it does"
+                            ) from None
+                        raise StudyError(f"{where}: {err}") from None
+                    except StudyError as err:
+                        raise StudyError(f"{where}: {err}") from None
+                    if not _is_finite_tree(config):
+                        raise StudyError(f"{where}: the config holds a number that is not finite")
+                    config["run_dir"] = None
+                    identity = config_identity(config)
+                    key = f"{ds.label}/{m.label}/{ds.folds.label(fold)}-seed{seed}"
+                    runs.append(Run(key, ds.label, m.label, fold, seed, m.method, dict(m.mixer_args), config,
+                                    identity, identity_hash(identity)))
+    return runs
+
+
+def plan_summary(plan: Plan) -> Dict[str, Any]:
+    """The plan as plain data (for the report's JSON)."""
+    return {
+        "name": plan.name, "source": plan.source, "description": plan.description,
+        "datasets": {k: {"recipe": d.recipe, "overrides": d.overrides, "folds": list(d.folds.use),
+                         "num_folds": d.folds.num_folds, "description": d.description} for k, d in plan.datasets.items()},
+        "methods": {k: {"method": m.method, "mixer_args": m.mixer_args, "description": m.description}
+                    for k, m in plan.methods.items()},
+        "seeds": plan.seeds, "overrides": plan.overrides, "primary": list(plan.primary) if plan.primary else None,
+        "comparisons": [list(c) for c in plan.all_comparisons()], "pooled": plan.pooled,
+        "selection": {"split": plan.selection.split, "fraction": plan.selection.fraction}, "statistics": plan.statistics,
+    }
+
+
+def ordered(values: Sequence[str], order: Sequence[str]) -> List[str]:
+    present = set(values)
+    return [v for v in order if v in present] + sorted(present - set(order))
