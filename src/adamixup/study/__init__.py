@@ -24,7 +24,7 @@ _EXPORTS = {
     "make_record": "ledger", "machine_info": "ledger",
     "run_plan": "runner", "plan_status": "runner", "format_status": "runner", "default_ledger": "runner",
     "analyse": "report", "render_markdown": "report", "write_report": "report",
-    "compare": "compare", "table_markdown": "compare",
+    "compare": "comparison", "table_markdown": "comparison", "compare_plan": "comparison",
 }
 
 __all__ = ["StudyError", "StudyWarning", *_EXPORTS]

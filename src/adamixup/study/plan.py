@@ -200,7 +200,8 @@ def load_plan(name_or_path: Union[str, Path]) -> Plan:
         raise StudyError(f"plan {path} cannot be read ({type(err).__name__}: {err})") from None
     except yaml.YAMLError as err:
         raise StudyError(f"plan {path} is not valid YAML: {' '.join(str(err).split())}") from None
-    return parse_plan(data, str(path), default_name=path.stem)
+    source = f"recipes/studies/{path.name}" if path.resolve().parent == PLAN_DIR else str(path)
+    return parse_plan(data, source, default_name=path.stem)
 
 
 def _int(value: Any) -> bool:

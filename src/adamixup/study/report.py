@@ -312,7 +312,7 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
 
     L += ["## Runs and machines", "",
           f"{cov['done']} of {cov['planned']} planned runs; {a['train_seconds'] / 60:.1f} min of training "
-          f"({a['wall_seconds'] / 60:.1f} min per run wall time, summed).", "",
+          f"({a['wall_seconds'] / 60:.1f} min of the runs' wall time, summed).", "",
           "| machine | runs | devices |", "|---|---:|---|"]
     L += [f"| {m['machine']} | {m['runs']} | {', '.join(m['devices'])} |" for m in a["machines"]] + [""]
     if cov["partial"]:
@@ -409,8 +409,9 @@ def write_plots(analysis: Dict[str, Any], records: Sequence[Dict[str, Any]], out
                 mixed = np.mean([[lam_mixedness(e["lam_hist"]) for e in c[:n]] for c in curves], axis=0)
                 ends = np.mean([[lam_ends_share(e["lam_hist"]) if len(e["lam_hist"]) == 20 else np.nan for e in c[:n]]
                                 for c in curves], axis=0)
-                axes[0, j].plot(ep, mixed, color=colors[m], label=m, marker=".")
-                axes[1, j].plot(ep, ends, color=colors[m], label=m, marker=".")
+                style = ("-", "--", ":", "-.")[methods.index(m) % 4]  # methods that draw alike stay visible
+                axes[0, j].plot(ep, mixed, style, color=colors[m], label=m, marker=".")
+                axes[1, j].plot(ep, ends, style, color=colors[m], label=m, marker=".")
             axes[0, j].set(title=ds, ylabel="mean of min(λ, 1 − λ)", ylim=(0, 0.5))
             axes[1, j].set(xlabel="epoch", ylabel="share of λ within 0.05 of 0 or 1", ylim=(0, 1))
             for ax in axes[:, j]:

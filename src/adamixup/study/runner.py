@@ -228,6 +228,7 @@ class _Progress:
         self.workers = workers
         self.start = time.perf_counter()
         self.done_now = 0
+        self.count, self.total = done, total
         disable = (not sys.stderr.isatty()) if show is None else not show
         self.bar = tqdm(total=total, initial=done, unit="run", desc="study", disable=disable, dynamic_ncols=True,
                         bar_format="{desc}: {n_fmt}/{total_fmt} runs |{bar}| {elapsed} elapsed{postfix}")
@@ -253,13 +254,13 @@ class _Progress:
             cell = (run.dataset, run.method)
             self.samples.setdefault(cell, []).append(result["seconds"])
             self.per_cell[cell] = sum(self.samples[cell]) / len(self.samples[cell])
+        self.count += 1
         self.bar.update(1)
         self._postfix()
-        n = self.bar.n
         left = self.left_seconds()
         what = (f"FAILED ({result['error']})" if "error" in result
                 else f"{result['test_error']:.2f}% test error ({result['seconds']:.0f} s)")
-        self.bar.write(f"[{n}/{self.bar.total}] {run.key}: {what}"
+        self.bar.write(f"[{self.count}/{self.total}] {run.key}: {what}"
                        + (f"; about {_minutes(left)} left" if left is not None and self.left else ""), file=sys.stdout)
 
     def close(self) -> None:
