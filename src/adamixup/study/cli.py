@@ -123,6 +123,12 @@ def _report(plan, ledger, out, name, plots, runs) -> None:
     path = Path(out) / f"{name or plan.name}.md"
     print(f"wrote {path} ({cov['done']} of {cov['planned']} planned runs" + (", a partial report" if cov["partial"] else "")
           + ")", flush=True)
+    notes = [f"{len(cov[k])} {what}" for k, what in (("problems", "unreadable record(s) skipped"),
+                                                     ("stale", "stale record(s) not used"),
+                                                     ("duplicates", "run(s) with duplicate records"))
+             if cov[k]]
+    if notes:
+        print(f"ledger: {', '.join(notes)} (listed in the report)", file=sys.stderr)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -50,9 +50,11 @@ PLAN_KEYS = ("name", "description", "datasets", "methods", "folds", "seeds", "ov
 METHOD_KEYS = ("method", "mixer_args", "description")
 # what the study sets per run; a plan may not set them through overrides
 RESERVED = ("method", "mixer_args", "seed", "fold", "num_folds", "run_dir", "device", "quiet")
-# keys that do not change what a run computes (or that name a place, not the data): not part of a run's identity,
-# so that a record made on another machine (another device, another path to the same data) stands for the run
-NOT_IN_IDENTITY = ("run_dir", "quiet", "tensorboard", "stop_on_divergence", "device", "data_root")
+# keys that do not change what a run computes (display, where it runs, speed-only knobs) or that name a place rather
+# than the data: not part of a run's identity, so that a record made on another machine (another device, another
+# path to the same data, channels-last or compiled on a GPU) stands for the run
+NOT_IN_IDENTITY = ("run_dir", "quiet", "tensorboard", "stop_on_divergence", "device", "data_root", "channels_last",
+                   "compile", "eval_batch_size")
 TESTS = ("wilcoxon", "signflip")
 INTERVALS = ("cluster", "stratified", "pairs")
 STATISTICS = {"test": "wilcoxon", "interval": "cluster", "resamples": 10_000, "level": 0.95, "seed": 0}

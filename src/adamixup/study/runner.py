@@ -244,8 +244,9 @@ class _Progress:
 
     def _postfix(self) -> None:
         left = self.left_seconds()
-        self.bar.set_postfix_str(f"about {_minutes(left)} left" if left is not None else "time left: after the first run",
-                                 refresh=True)
+        text = ("done" if not self.left else f"about {_minutes(left)} left" if left is not None
+                else "time left: known after the first run")
+        self.bar.set_postfix_str(text, refresh=True)
 
     def finished(self, run: Run, result: Dict[str, Any]) -> None:
         self.done_now += 1
