@@ -16,11 +16,18 @@ import numpy as np
 import pytest
 import torch
 
-from adamixup.data import DATASETS, DataError, Dataset, channel_stats, load_dataset, stratified_fraction
+from adamixup.data import (DATASETS, DataError, Dataset, channel_stats, load_dataset, stratified_fraction,
+                           stratified_holdout)
 from adamixup.data import cifar as cifar_module
 from adamixup.data import embedded
 
 RNG = np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    # image folders are cached by default: keep the cache files of these tests out of ~/.cache
+    monkeypatch.setenv("ADAMIXUP_CACHE", str(tmp_path / "adamixup-cache"))
 
 
 def _rows(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
@@ -199,6 +206,103 @@ def test_missing_root_directory(tmp_path):
     with pytest.raises(DataError, match="not found") as info:
         load_dataset("svhn", root=str(tmp_path / "nope"))
     assert "nope" in str(info.value)
+
+
+# --------------------------------------------------------------------------- validation split
+
+
+def _class_sizes(y: torch.Tensor) -> np.ndarray:
+    return torch.bincount(y, minlength=10).numpy()
+
+
+def _round_half_up(values: np.ndarray) -> np.ndarray:
+    return np.floor(values + 0.5).astype(int)
+
+
+def test_validation_split_is_a_stratified_disjoint_share_of_train_and_never_the_test_set():
+    full = load_dataset("digits")
+    d = load_dataset("digits", validation_fraction=0.1, seed=0)
+    assert d.eval_split == "validation" and full.eval_split == "test"
+    assert "validation_fraction=0.1" in d.split and "validation=" in repr(d)
+    sizes = _class_sizes(full.train_y)
+    held = _round_half_up(0.1 * sizes)
+    assert _class_sizes(d.test_y).tolist() == held.tolist()  # stratified: round(0.1 * n_c) of every class
+    assert _class_sizes(d.train_y).tolist() == (sizes - held).tolist()
+    # training + validation = the full training split, each sample once: disjoint, and the test split is not in it
+    assert np.array_equal(_rows(torch.cat([d.train_x, d.test_x]), torch.cat([d.train_y, d.test_y])),
+                          _rows(full.train_x, full.train_y))
+    assert len(d.test_y) == held.sum() != len(full.test_y)
+    # statistics come from the training samples that remain
+    assert d.mean == pytest.approx(channel_stats(d.train_x)[0])
+
+
+def test_validation_split_is_reproducible_from_the_seed():
+    a = load_dataset("digits", validation_fraction=0.2, seed=5)
+    b = load_dataset("digits", validation_fraction=0.2, seed=5)
+    c = load_dataset("digits", validation_fraction=0.2, seed=6)
+    assert torch.equal(a.test_x, b.test_x) and torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
+    assert not torch.equal(a.test_x, c.test_x)
+    assert _class_sizes(a.test_y).tolist() == _class_sizes(c.test_y).tolist()  # same strata, other samples
+
+
+def test_train_fraction_is_taken_of_what_remains_after_the_validation_hold_out():
+    full = load_dataset("digits")
+    v = load_dataset("digits", validation_fraction=0.1, seed=2)
+    d = load_dataset("digits", validation_fraction=0.1, train_fraction=0.3, seed=2)
+    # the hold-out does not depend on train_fraction
+    assert torch.equal(d.test_x, v.test_x) and torch.equal(d.test_y, v.test_y)
+    remaining = _class_sizes(full.train_y) - _class_sizes(v.test_y)
+    assert _class_sizes(d.train_y).tolist() == _round_half_up(0.3 * remaining).tolist()
+    kept, pool = _rows(d.train_x, d.train_y), {tuple(r) for r in _rows(v.train_x, v.train_y)}
+    assert all(tuple(r) in pool for r in kept)  # drawn from the remaining training samples only
+    assert "validation_fraction=0.1" in d.split and "train_fraction=0.3" in d.split
+    # without validation, train_fraction keeps exactly the samples it always kept
+    assert torch.equal(load_dataset("digits", train_fraction=0.3, seed=2).train_x,
+                       load_dataset("digits", train_fraction=0.3, seed=2, validation_fraction=0).train_x)
+
+
+def test_validation_split_with_folds_comes_from_the_folds_training_part():
+    fold = load_dataset("digits", fold=1, num_folds=5)
+    d = load_dataset("digits", fold=1, num_folds=5, validation_fraction=0.25, seed=0)
+    assert d.eval_split == "validation" and "fold 1 of 5" in d.split
+    assert np.array_equal(_rows(torch.cat([d.train_x, d.test_x]), torch.cat([d.train_y, d.test_y])),
+                          _rows(fold.train_x, fold.train_y))
+    assert _class_sizes(d.test_y).tolist() == _round_half_up(0.25 * _class_sizes(fold.train_y)).tolist()
+
+
+def test_validation_split_on_mnist5k_and_an_image_folder(tmp_path):
+    d = load_dataset("mnist5k", validation_fraction=0.1, train_fraction=0.5, seed=0)
+    assert (len(d.train_y), len(d.test_y), d.eval_split) == (1800, 400, "validation")
+    assert _class_sizes(d.test_y).tolist() == [40] * 10
+    _make_folder(tmp_path / "f", per_class=(4, 1))
+    f = load_dataset("imagefolder", root=str(tmp_path / "f"), validation_fraction=0.25, cache=False)
+    assert (len(f.train_y), len(f.test_y), f.eval_split) == (9, 3, "validation")
+    assert f.test_y.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5, float("nan"), "0.1", True])
+def test_validation_fraction_outside_range(fraction):
+    with pytest.raises(DataError, match="validation_fraction"):
+        load_dataset("digits", validation_fraction=fraction)
+
+
+def test_validation_fraction_that_empties_a_class():
+    with pytest.raises(DataError, match="no validation samples"):
+        load_dataset("digits", validation_fraction=0.001)
+    labels = np.array([0, 0, 0, 1])
+    with pytest.raises(DataError, match="class 'b' with no training samples"):
+        stratified_holdout(labels, 0.5, 0, ["a", "b"])  # round(0.5 * 1) = 1: nothing left to train on
+    kept, held = stratified_holdout(np.array([0, 0, 0, 0, 1, 1]), 0.5, 0, ["a", "b"])
+    assert len(held) == 3 and sorted(np.concatenate([kept, held]).tolist()) == list(range(6))
+
+
+def test_dataset_eval_split_is_checked():
+    x = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
+    y = torch.tensor([0, 1, 0, 1])
+    d = Dataset("toy", x, y, x, y, ["a", "b"], flip=False, pad=1, eval_split="validation")
+    assert d.eval_x is d.test_x and d.eval_y is d.test_y
+    with pytest.raises(DataError, match="eval_split"):
+        Dataset("toy", x, y, x, y, ["a", "b"], flip=False, pad=1, eval_split="val")
 
 
 # --------------------------------------------------------------------------- IDX (MNIST, Fashion-MNIST)
@@ -572,8 +676,8 @@ def test_image_folder_gray_jpeg_and_resize(tmp_path):
 
 def test_image_folder_workers_match_in_process_decoding(tmp_path):
     _make_folder(tmp_path, per_class=(2, 1))
-    a = load_dataset("imagefolder", root=str(tmp_path))
-    b = load_dataset("imagefolder", root=str(tmp_path), workers=1)
+    a = load_dataset("imagefolder", root=str(tmp_path), cache=False)
+    b = load_dataset("imagefolder", root=str(tmp_path), workers=1, cache=False)
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
     (tmp_path / "test" / "dog" / "img_00.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(DataError, match=r"img_00\.png is not a readable image"):

@@ -17,6 +17,9 @@ import torch
 from torch import Tensor
 
 
+EVAL_SPLITS = ("test", "validation")
+
+
 class DataError(ValueError):
     """Bad data or a bad data argument. The message is one sentence naming the file (or the field or
     value) and the problem, fit to be shown to a user as it is."""
@@ -29,8 +32,9 @@ class Dataset:
     name:     the registered name it was loaded under (e.g. ``"mnist5k"``).
     train_x:  uint8 ``(N, C, H, W)`` training images, H = W.
     train_y:  int64 ``(N,)`` training labels in ``0 .. num_classes-1``.
-    test_x:   uint8 ``(M, C, H, W)`` test images, same C, H, W as the training images.
-    test_y:   int64 ``(M,)`` test labels.
+    test_x:   uint8 ``(M, C, H, W)`` images of the evaluation split, same C, H, W as the training
+              images: the test split, or the validation split when ``eval_split == "validation"``.
+    test_y:   int64 ``(M,)`` their labels.
     classes:  class names; label ``i`` is ``classes[i]``.
     flip:     whether random horizontal flips are a sensible augmentation (not for digits, whose
               mirror images are not digits).
@@ -39,6 +43,10 @@ class Dataset:
               ``train_x`` when not given.
     std:      per-channel (population) standard deviation, likewise.
     split:    a short human-readable description of how train and test were formed, for logs.
+    eval_split: which split ``test_x``/``test_y`` are: ``"test"`` (the data set's test split), or
+              ``"validation"`` (a stratified share held out of the training split by
+              ``load_dataset(..., validation_fraction=...)``; the test split is then not loaded into
+              the record at all, so nothing chosen on it can have seen the test split).
     """
 
     name: str
@@ -52,8 +60,11 @@ class Dataset:
     mean: Optional[List[float]] = None
     std: Optional[List[float]] = None
     split: str = "standard"
+    eval_split: str = "test"
 
     def __post_init__(self):
+        if self.eval_split not in EVAL_SPLITS:
+            raise DataError(f"{self.name}: eval_split must be one of {', '.join(EVAL_SPLITS)}, got {self.eval_split!r}.")
         self.classes = [str(c) for c in self.classes]
         for part in ("train", "test"):
             check_images_labels(
@@ -72,6 +83,15 @@ class Dataset:
             self.std = std if self.std is None else self.std
 
     @property
+    def eval_x(self) -> Tensor:
+        """The evaluation images (``test_x``), under a name that does not say "test"."""
+        return self.test_x
+
+    @property
+    def eval_y(self) -> Tensor:
+        return self.test_y
+
+    @property
     def num_classes(self) -> int:
         return len(self.classes)
 
@@ -86,9 +106,9 @@ class Dataset:
 
     def __repr__(self) -> str:  # the default would print whole tensors
         return (
-            f"Dataset(name={self.name!r}, train={len(self.train_y)}, test={len(self.test_y)}, "
+            f"Dataset(name={self.name!r}, train={len(self.train_y)}, {self.eval_split}={len(self.test_y)}, "
             f"classes={self.num_classes}, shape={tuple(self.train_x.shape[1:])}, flip={self.flip}, "
-            f"pad={self.pad}, split={self.split!r})"
+            f"pad={self.pad}, split={self.split!r}, eval_split={self.eval_split!r})"
         )
 
 
@@ -136,16 +156,23 @@ def channel_stats(x: Tensor) -> tuple:
     return means, stds
 
 
-def stratified_fraction(labels: np.ndarray, fraction: float, seed: int, classes: Sequence[str]) -> np.ndarray:
+def _check_fraction(fraction, what: str, allow_one: bool) -> None:
+    ok = not isinstance(fraction, bool) and isinstance(fraction, numbers.Real) and (
+        0.0 < fraction <= 1.0 if allow_one else 0.0 < fraction < 1.0)
+    if not ok:
+        raise DataError(f"{what} must be a number in (0, {'1]' if allow_one else '1)'}, got {fraction!r}.")
+
+
+def stratified_fraction(labels: np.ndarray, fraction: float, seed, classes: Sequence[str],
+                        what: str = "train_fraction") -> np.ndarray:
     """Indices (sorted) of a stratified random ``fraction`` of ``labels``.
 
     Each class keeps ``round(fraction * n_c)`` of its ``n_c`` samples (halves round up), chosen by
     ``numpy.random.default_rng(seed)``, so the same seed always keeps the same samples. ``fraction =
     1`` keeps everything. Raises :class:`DataError` for a fraction outside (0, 1] or one that would
-    leave a class without samples.
+    leave a class without samples. ``what`` names the fraction in messages.
     """
-    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0.0 < fraction <= 1.0:
-        raise DataError(f"train_fraction must be a number in (0, 1], got {fraction!r}.")
+    _check_fraction(fraction, what, allow_one=True)
     labels = np.asarray(labels)
     if fraction == 1.0:
         return np.arange(len(labels))
@@ -158,11 +185,43 @@ def stratified_fraction(labels: np.ndarray, fraction: float, seed: int, classes:
         k = int(math.floor(fraction * len(members) + 0.5))
         if k == 0:
             raise DataError(
-                f"train_fraction={fraction} would leave class {classes[c]!r} without training samples "
+                f"{what}={fraction} would leave class {classes[c]!r} without training samples "
                 f"(it has {len(members)})."
             )
         keep.append(rng.choice(members, size=k, replace=False))
     return np.sort(np.concatenate(keep))
+
+
+VALIDATION_STREAM = 0x76616C  # "val": the hold-out's random stream, apart from train_fraction's
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, seed: int, classes: Sequence[str]) -> tuple:
+    """Split ``labels``' indices into ``(kept, held_out)``, each sorted: a stratified random
+    ``fraction`` of every class held out (``round(fraction * n_c)``, halves up), the rest kept.
+
+    Drawn by ``numpy.random.default_rng([VALIDATION_STREAM, seed])``, a stream of its own, so the
+    hold-out depends on ``seed`` alone and does not share draws with :func:`stratified_fraction`.
+    Raises :class:`DataError` for a fraction outside (0, 1) or one that would leave a class with no
+    held-out sample or no kept one.
+    """
+    _check_fraction(fraction, "validation_fraction", allow_one=False)
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([VALIDATION_STREAM, int(seed)])
+    held = []
+    for c in range(len(classes)):
+        members = np.flatnonzero(labels == c)
+        if len(members) == 0:
+            continue
+        k = int(math.floor(fraction * len(members) + 0.5))
+        if k == 0 or k == len(members):
+            raise DataError(
+                f"validation_fraction={fraction} would leave class {classes[c]!r} with "
+                f"{'no validation' if k == 0 else 'no training'} samples (it has {len(members)})."
+            )
+        held.append(rng.choice(members, size=k, replace=False))
+    held = np.sort(np.concatenate(held))
+    kept = np.setdiff1d(np.arange(len(labels)), held, assume_unique=True)
+    return kept, held
 
 
 def to_tensors(x: np.ndarray, y: np.ndarray) -> tuple:
