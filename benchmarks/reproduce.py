@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep run folders under runs/studies/<plan>/runs and measure manifold intrusion on the first "
                         "fold and seed of every data set (only runs trained with this flag have folders)")
     p.add_argument("--intrusion-pairs", type=int, default=2000, help="mixed pairs per run for the intrusion measure")
+    p.add_argument("--runs-dir", default=None, help="where --intrusion keeps the run folders (default runs/studies/<plan>/runs)")
     return p
 
 
@@ -67,7 +68,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(format_status(plan_status(plan, ledger, runs), workers=args.workers), flush=True)
         if args.plan:
             return 0
-        runs_root = Path("runs") / "studies" / plan.name / "runs"
+        runs_root = Path(args.runs_dir) if args.runs_dir else Path("runs") / "studies" / plan.name / "runs"
         failed: List[dict] = []
         if not args.report_only:
             result = run_plan(plan, ledger, workers=args.workers, threads=args.threads, device=args.device,

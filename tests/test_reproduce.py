@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -66,3 +67,33 @@ def test_wrapper_prints_the_plan_and_refuses_a_bad_one(tmp_path, capsys):
     assert "plan quick: 0 of 8 runs in the ledger" in out and "8 run(s) left" in out
     assert rep.main(["no-such-plan", "--plan"]) == 2
     assert "no plan file 'no-such-plan'" in capsys.readouterr().err
+
+
+def test_wrapper_runs_a_tiny_plan_and_measures_intrusion(tmp_path, capsys):
+    plan = tmp_path / "tiny.yaml"
+    plan.write_text(yaml.safe_dump({
+        "name": "tiny", "datasets": {"digits-S": {"recipe": "digits", "train_fraction": 0.2, "epochs": 2}},
+        "methods": ["erm", "mixup", "adamixup"], "folds": {"num_folds": 5, "use": [0]}, "seeds": [0],
+        "overrides": {"model_args": {"width": 4}}, "primary": ["adamixup", "mixup"]}))
+    runs, res = tmp_path / "runs", tmp_path / "results"
+    args = [str(plan), "--ledger", str(tmp_path / "ledger"), "--device", "cpu", "--threads", "1", "--results-dir", str(res),
+            "--intrusion", "--intrusion-pairs", "200", "--runs-dir", str(runs)]
+    assert rep.main(args) == 0
+    md = (res / "tiny.md").read_text()
+    assert "All 3 planned runs are in the ledger." in md and "| **★ adamixup − mixup** | 1 (1) |" in md
+    assert (runs / "digits-S" / "adamixup" / "fold0-seed0" / "checkpoints" / "last.pt").is_file()
+    imd = (res / "tiny_intrusion.md").read_text()
+    assert "| mixup | Beta(1, 1) |" in imd and "| adamixup | π (trained policy) |" in imd
+    # the intrusion script on its own, on a chosen subset of the kept runs
+    assert intr.main(["--runs-root", str(runs), "--methods", "mixup,adamixup", "--pairs", "100",
+                      "--results-dir", str(res), "--name", "sub"]) == 0
+    sub = (res / "sub.md").read_text()
+    assert "| adamixup | π (trained policy) |" in sub and "| erm |" not in sub
+    for bad in (["--methods", "mixp"], ["--datasets", "digitz"]):  # a typo is an error, not a shorter report
+        with pytest.raises(SystemExit):
+            intr.main(["--runs-root", str(runs), *bad])
+        assert "no " in capsys.readouterr().err
+    # a second call trains nothing and rebuilds the report from the ledger
+    capsys.readouterr()
+    assert rep.main(args[:-5] + ["--report-only"]) == 0
+    assert "plan tiny: 3 of 3 runs in the ledger" in capsys.readouterr().out
