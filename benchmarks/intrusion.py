@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from adamixup.models import features_and_logits
-from adamixup.plots import save_figure
+from adamixup.plots import figure, save_figure
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -126,26 +126,12 @@ def dataset_label(config) -> str:
     return config.dataset if frac == 1 else f"{config.dataset}-S" if abs(frac - 0.2) < 1e-9 else f"{config.dataset}@{frac:g}"
 
 
-def load_run(run_dir: Path, device: torch.device, in_channels: int, num_classes: int):
-    """(config, model in eval mode, mixer or None) of a finished run, from ``checkpoints/last.pt``."""
-    from adamixup.models import build_model
-    from adamixup.train.base import load_run_config
-    from adamixup.train.checkpoint import load_checkpoint
-    from adamixup.train.config import config_from_dict
-    from adamixup.train.loop import build_mixer
+def load_run(run_dir: Path, device: torch.device):
+    """(config, model in eval mode, AdaMixUp-style mixer or None) of a finished run, from its last checkpoint."""
+    from adamixup.train import load_trained
 
-    run_dir = Path(run_dir)
-    config = load_run_config(run_dir, config_from_dict)
-    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt", map_location=device)
-    model = build_model(config.model, in_channels=in_channels, num_classes=num_classes, **config.model_args)
-    model.load_state_dict(ckpt["model"])
-    model.to(device).eval()
-    mixer = None
-    if config.method == "adamixup":
-        mixer = build_mixer(config, model, in_channels)
-        mixer.load_state_dict(ckpt["mixer"])
-        mixer.to(device)
-    return config, model, mixer
+    config, _, model, mixer, _ = load_trained(Path(run_dir), "last", str(device), with_mixer=True)
+    return config, model, mixer if hasattr(mixer, "policy") else None
 
 
 @torch.no_grad()
@@ -185,11 +171,10 @@ def measure_group(runs: Dict[str, Path], pairs: int = 2000, device: str = "cpu",
     from adamixup.data import BatchAugment, load_dataset
     from adamixup.train import read_metrics
 
-    from adamixup.train.base import load_run_config
-    from adamixup.train.config import config_from_dict
+    from adamixup.train import RunDir, config_from_dict
 
     dev = torch.device(device)
-    configs = {name: load_run_config(Path(path), config_from_dict) for name, path in runs.items()}
+    configs = {name: RunDir(path).read_config(config_from_dict) for name, path in runs.items()}
     keys = {(c.dataset, c.data_root, c.train_fraction, c.fold, c.num_folds, c.seed) for c in configs.values()}
     if len(keys) != 1:
         raise ValueError("these runs were trained on different data (dataset, data_root, train_fraction, fold, num_folds, "
@@ -197,7 +182,7 @@ def measure_group(runs: Dict[str, Path], pairs: int = 2000, device: str = "cpu",
     config = next(iter(configs.values()))
     data = load_dataset(config.dataset, config.data_root, train_fraction=config.train_fraction, seed=config.seed,
                         fold=config.fold, num_folds=config.num_folds)
-    loaded = {name: load_run(path, dev, data.in_channels, data.num_classes) for name, path in runs.items()}
+    loaded = {name: load_run(path, dev) for name, path in runs.items()}
     x = BatchAugment(data.mean, data.std).normalize(data.train_x).to(dev)
     y = data.train_y
     i, j = draw_pairs(len(y), pairs, seed)
@@ -357,12 +342,7 @@ def pick_examples(groups: List[Dict[str, Any]], per_group: int = 3) -> List[Dict
 def plot_examples(picks: List[Dict[str, Any]], path: Path) -> Optional[str]:
     if not picks:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(picks), 4, figsize=(6.4, 1.75 * len(picks)), squeeze=False)
+    fig, axes = figure(len(picks), 4, figsize=(6.4, 1.75 * len(picks)), squeeze=False)
     for row, p in zip(axes, picks):
         src, cls = p["src"], p["classes"]
         x, y, lam = src["x"], src["y"], p["lam"]
@@ -385,15 +365,11 @@ def plot_examples(picks: List[Dict[str, Any]], path: Path) -> Optional[str]:
 
 
 def plot_by_lambda(groups: List[Dict[str, Any]], path: Path) -> Optional[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     groups = [g for g in groups if "mixup" in g["methods"]]
     if not groups:
         return None
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.8 * len(groups), 3.3), squeeze=False, sharey=True)
+    fig, axes = figure(1, len(groups), figsize=(3.8 * len(groups), 3.3), squeeze=False, sharey=True)
     for ax, g in zip(axes[0], groups):
         r = g["methods"]["mixup"]
         centres = [(b["lo"] + b["hi"]) / 2 for b in r["pixel_by_lambda"]]
@@ -440,6 +416,8 @@ def find_groups(root: Path, datasets: Optional[Sequence[str]], fold: int, seed: 
                 methods: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, Path]]:
     """``{dataset: {method: run_dir}}`` of the finished runs ``root/<dataset>/<method>/fold<F>-seed<S>``
     (only the named ``methods`` when given)."""
+    from adamixup.train import RunDir
+
     groups: Dict[str, Dict[str, Path]] = {}
     ds_dirs = ([Path(root) / d for d in datasets] if datasets  # in the order given
                else sorted(p for p in Path(root).iterdir() if p.is_dir() and p.name != "logs"))
@@ -451,7 +429,7 @@ def find_groups(root: Path, datasets: Optional[Sequence[str]], fold: int, seed: 
             if methods and m_dir.name not in methods:
                 continue
             run = m_dir / f"fold{fold}-seed{seed}"
-            if (run / "summary.json").is_file() and (run / "checkpoints" / "last.pt").is_file():
+            if RunDir(run).summary_path.is_file() and RunDir(run).has_checkpoint():
                 runs[m_dir.name] = run
         if runs:
             groups[ds_dir.name] = runs
@@ -479,12 +457,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.device == "cpu" and args.threads:
         torch.set_num_threads(args.threads)
     if args.runs:
-        from adamixup.train.base import load_run_config
-        from adamixup.train.config import config_from_dict
+        from adamixup.train import RunDir, config_from_dict
 
         groups: Dict[str, Dict[str, Path]] = {}
         for run in map(Path, args.runs):
-            cfg = load_run_config(run, config_from_dict)
+            cfg = RunDir(run).read_config(config_from_dict)
             key = f"{dataset_label(cfg)} fold {cfg.fold} seed {cfg.seed}"
             groups.setdefault(key, {})[method_label(run, cfg)] = run
     else:

@@ -93,7 +93,7 @@ CASES = [
      "mixer_args.alpha' must be a finite number"),
     ("adamixup-min-width-2", lambda t, g, r, m: ["train", *TINY, "--set", "mixer_args.min_width=2"], "min_width"),
     ("adamixup-policy-typo", lambda t, g, r, m: ["train", *TINY, "--set", "mixer_args.policy=lite"], "policy"),
-    ("mixer-arg-unknown", lambda t, g, r, m: ["train", *TINY, "--set", "mixer_args.alpah=1"], "not an option of AdaMixUp"),
+    ("mixer-arg-unknown", lambda t, g, r, m: ["train", *TINY, "--set", "mixer_args.alpah=1"], "not an option of adamixup"),
     ("model-arg-unknown", lambda t, g, r, m: ["train", *TINY, "--set", "model_args.foo=1"], "model_args.foo"),
     ("model-arg-bad-value", lambda t, g, r, m: ["train", *TINY, "--set", "model_args.width=-1"], "model_args"),
     ("model-unknown", lambda t, g, r, m: ["train", *TINY, "--model", "resnet9000"], "unknown model 'resnet9000'"),
@@ -151,7 +151,7 @@ CASES = [
     ("reid-features-missing", lambda t, g, r, m: ["reid", "evaluate", "--features", str(t / "nothing")], "does not exist"),
     ("reid-pretrained-crafted", lambda t, g, r, m: reid_pretrained_crafted(t, r, m), "resnet18.pth"),
     ("reid-zero-byte-image", lambda t, g, r, m: reid_zero_byte(t, r), "is empty (0 bytes)"),
-    ("reid-mixer-arg-bad", lambda t, g, r, m: ["reid", "train", *REID_TINY, "--data-root", str(r), "--mixer", "mixup",
+    ("reid-mixer-arg-bad", lambda t, g, r, m: ["reid", "train", *REID_TINY, "--data-root", str(r), "--method", "mixup",
                                                "--set", "mixer_args.alpha=-1"], "alpha must be positive"),
     ("reid-resume-with-seed", lambda t, g, r, m: ["reid", "train", "--resume", str(t / "x"), "--seed", "1"], "drop --seed"),
 ]
@@ -313,16 +313,16 @@ def test_no_cursor_codes_without_a_terminal(tmp_path, capsys):
 
 @pytest.mark.parametrize("at_epoch", [1, 2])
 def test_ctrl_c_names_the_run(tmp_path, capsys, monkeypatch, at_epoch):
-    from adamixup.train.loop import ClassificationTrainer
+    from adamixup.train import Trainer
 
-    original = ClassificationTrainer.train_epoch
+    original = Trainer.train_epoch
 
     def interrupted(self):
         if self.epoch + 1 == at_epoch:
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(ClassificationTrainer, "train_epoch", interrupted)
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
     run = tmp_path / "runs" / "r"
     argv = ["train", *TINY, "--epochs", "2", "--method", "erm", "--run-dir", str(run)]
     assert main(argv) == 130
@@ -333,7 +333,7 @@ def test_ctrl_c_names_the_run(tmp_path, capsys, monkeypatch, at_epoch):
     else:
         assert err == f"adamixup: interrupted; continue the run with: adamixup train --resume {run}"
         assert (run / "checkpoints" / "last.pt").is_file()
-        monkeypatch.setattr(ClassificationTrainer, "train_epoch", original)
+        monkeypatch.setattr(Trainer, "train_epoch", original)
         assert main(["train", "--resume", str(run)]) == 0
         assert "after 2 epochs" in capsys.readouterr().out
 

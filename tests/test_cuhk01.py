@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from adamixup.data.base import DataError
-from adamixup.data.reid import read_market1501, read_reid_dataset
+from adamixup.reid.data import read_market1501
+from adamixup.reid.datasets import read_reid_dataset
 from adamixup.reid.cuhk01 import (
     iter_cuhk01_splits,
     list_cuhk01,

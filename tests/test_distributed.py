@@ -5,12 +5,15 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
-from adamixup.train import build_config, resume, train
+from adamixup.train import RunDir, Trainer, build_config, resume, train
 from adamixup.train import distributed as dist
-from adamixup.train.loop import ClassificationTrainer
+from adamixup.train.classification import ClassificationTask
+
+pytestmark = pytest.mark.slow  # several processes
 
 CFG = {"dataset": "digits", "epochs": 2, "batch_size": 32, "model_args": {"width": 4}, "quiet": True,
        "train_eval_samples": 100, "mixer_args": {"policy": "light"}}
@@ -27,14 +30,14 @@ def worker(rank, world, port, run_dir, out_dir, stop_after, do_resume):
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     seen = []
-    original = ClassificationTrainer.batches
+    original = ClassificationTask.batches
 
-    def recording(self, perm):  # record the sample indices this rank trains on
-        for idx in original(self, perm):
-            seen.append(idx.tolist())
-            yield idx
+    def recording(self, epoch, generator):  # record the sample indices this rank trains on
+        for x, y in original(self, epoch, generator):
+            seen.append(self.last_indices.tolist())
+            yield x, y
 
-    ClassificationTrainer.batches = recording
+    ClassificationTask.batches = recording
     if do_resume:
         resume(run_dir)
     else:
@@ -73,9 +76,9 @@ def _param_worker(rank, world, port, out_dir):
     torch.set_num_threads(1)
     dist.setup()
     cfg = build_config("digits", {**CFG, "epochs": 1, "run_dir": None})
-    t = ClassificationTrainer(cfg, os.path.join(out_dir, "unused"))
+    t = Trainer(cfg, RunDir(os.path.join(out_dir, "unused")), ClassificationTask)
     t.train_epoch()
-    params = torch.cat([p.detach().flatten() for p in list(t.model.parameters()) + list(t.mixer.parameters())])
+    params = torch.cat([p.detach().flatten() for p in list(t.task.model.parameters()) + list(t.task.mixer.parameters())])
     torch.save(params, os.path.join(out_dir, f"params{rank}.pt"))
     dist.cleanup()
 

@@ -181,10 +181,15 @@ def test_odd_batch_split_and_clean_loss_options():
     assert out.mixed.shape[0] == 3 and out.lam.shape == (3,)
     assert (out.partners < 3).all()  # partners come from the mixed half only
     half = AdaMixUp(model, clean_loss="mixed_half")
+    seen = {}
+    half.intrusion_head.register_forward_hook(lambda mod, inp, out: seen.setdefault("logits", out.detach()))
     torch.manual_seed(0)
     out_half = half(model, x, y)
     assert set(out_half.terms) == {"clean", "mixed", "intrusion"}
-    assert 0.0 <= out_half.stats["intrusion_acc"].item() <= 1.0
+    # φ's accuracy: its argmax against "mixed" (1) for the 3 mixes and "real" (0) for the 7 clean samples
+    labels = torch.tensor([1] * 3 + [0] * 7)
+    expected = (seen["logits"].argmax(1) == labels).float().mean().item()
+    assert out_half.stats["intrusion_acc"].item() == pytest.approx(expected)
 
 
 def test_same_seed_same_losses():

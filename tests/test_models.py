@@ -67,6 +67,7 @@ def test_wrapper_matches_the_wrapped_network():
         ProtocolWrapper(nn.Sequential(nn.Linear(2, 2)))
 
 
+@pytest.mark.slow  # 100 training steps per mixer
 @pytest.mark.parametrize("name", ["erm", "mixup", "adamixup"])
 def test_each_mixer_overfits_a_tiny_batch(name):
     torch.manual_seed(0)

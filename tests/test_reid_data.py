@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from adamixup.data.pk_sampler import PKBatchSampler
-from adamixup.data.reid import (
+from adamixup.reid.sampler import PKBatchSampler
+from adamixup.reid.data import (
     PUBLISHED_STATS,
     ReIDImageDataset,
     check_statistics,
@@ -20,8 +20,8 @@ from adamixup.data.reid import (
     read_generic,
     read_market1501,
     read_msmt17,
-    read_reid_dataset,
 )
+from adamixup.reid.datasets import read_reid_dataset
 from adamixup.reid.transforms import build_test_transform, build_train_transform
 
 

@@ -148,16 +148,16 @@ def test_center_loss_and_its_training_recipe():
     f, y = torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
     expected = ((f - loss_fn.centers[y]) ** 2).sum(1).mean()
     assert torch.allclose(loss_fn(f, y), expected)
-    # the recipe: weight beta in the loss, own SGD at lr 0.5, centre gradients rescaled by 1/beta
-    beta = 5e-4
-    opt = torch.optim.SGD(loss_fn.parameters(), lr=0.5)
+    # the recipe: weight beta in the loss, the centres' own SGD at lr alpha / beta (the strong baseline's
+    # lr alpha = 0.5 on the gradient divided by beta)
+    beta, alpha = 5e-4, 0.5
+    opt = torch.optim.SGD(loss_fn.parameters(), lr=alpha / beta)
     means = torch.stack([f[y == c].mean(0) for c in range(3)])
     for _ in range(30):
         opt.zero_grad()
         (beta * loss_fn(f, y)).backward()
-        loss_fn.rescale_center_grads(beta)
         opt.step()
-    # without the rescaling beta would freeze the centres; with it they reach the class means
+    # at lr alpha the weight beta would freeze the centres; at alpha / beta they reach the class means
     assert torch.allclose(loss_fn.centers.detach(), means, atol=1e-3)
     with pytest.raises(ValueError, match="labels must lie in 0..2"):
         loss_fn(f, torch.tensor([0, 0, 1, 1, 2, 3]))
@@ -170,7 +170,7 @@ def test_a_full_baseline_step_on_resnet18():
     model = ReIDResNet50(num_classes=4, backbone="resnet18")
     center = CenterLoss(4, model.num_features)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3.5e-4)
-    opt_center = torch.optim.SGD(center.parameters(), lr=0.5)
+    opt_center = torch.optim.SGD(center.parameters(), lr=0.5 / 5e-4)
     x, y = torch.randn(8, 3, 64, 32), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
     f, logits = features_and_logits(model, x)
     loss = CrossEntropyLabelSmooth(4)(logits, y) + TripletLoss(0.3)(f, y) + 5e-4 * center(f, y)
@@ -178,6 +178,5 @@ def test_a_full_baseline_step_on_resnet18():
     opt.zero_grad(); opt_center.zero_grad()
     loss.backward()
     opt.step()
-    center.rescale_center_grads(5e-4)
     opt_center.step()
     assert all(torch.isfinite(p).all() for p in model.parameters())

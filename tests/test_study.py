@@ -396,6 +396,7 @@ def test_study_cli_status_report_and_errors(tmp_path, capsys):
 
 
 # ---- real runs ---------------------------------------------------------------------------------------
+@pytest.mark.slow  # a whole (tiny) study in spawned processes
 def test_quick_plan_end_to_end_kill_resume_report(tmp_path):
     """The shipped quick plan, shrunk (one fold, 2 epochs, a fifth of the data): one run killed after its
     first epoch resumes from its checkpoint, the others train in two spawned workers; a second call

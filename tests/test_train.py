@@ -8,7 +8,8 @@ import torch
 import yaml
 
 from adamixup.cli import main
-from adamixup.train import ConfigError, TrainingError, build_config, compare, resume, train
+from adamixup.study import compare
+from adamixup.train import ConfigError, TrainingError, build_config, resume, train
 from adamixup.train.config import parse_set
 from adamixup.train.schedule import lr_factor
 
@@ -27,9 +28,9 @@ def test_unknown_and_bad_config_keys_are_errors(tmp_path):
         build_config(None, {"lr": "fast"})
     with pytest.raises(ConfigError, match="'method': must be one of"):
         build_config(None, {"method": "cutmix"})
-    with pytest.raises(ConfigError, match="mixer_args.alpah' is not an option of MixUp"):
+    with pytest.raises(ConfigError, match="mixer_args.alpah' is not an option of mixup"):
         build_config(None, {"method": "mixup", "mixer_args": {"alpah": 1.0}})
-    with pytest.raises(ConfigError, match="batch_size.*AdaMixUp, which needs at least 4"):
+    with pytest.raises(ConfigError, match="batch_size.*adamixup, which needs at least 4"):
         build_config(None, {"batch_size": 2})
     with pytest.raises(ConfigError, match="milestones"):
         build_config(None, {"schedule": "step"})
@@ -128,7 +129,7 @@ def test_metrics_are_standard_json_and_lr_is_the_epochs_own(tmp_path):
 
 
 def test_mix_sources_in_input_order():
-    from adamixup.train.loop import mix_sources
+    from adamixup.train.classification import mix_sources
 
     y = torch.tensor([3, 7, 1, 5])
     ids, w = mix_sources(torch.tensor([0.8, 0.3]), torch.tensor([[1, 0]]), y)
@@ -180,12 +181,14 @@ def test_compare_table_and_reuse(tmp_path):
     said = []
     rows2 = compare(base, ["erm", "mixup"], [0, 1], tmp_path / "cmp", log=said.append)  # finished runs are reused
     assert rows2 == rows and (tmp_path / "cmp" / "erm-seed0" / "summary.json").stat().st_mtime_ns == stamp
-    assert said[0] == f"[1/4] erm, seed 0: {tmp_path / 'cmp' / 'erm-seed0'}"
     assert sum("finished earlier with the same settings; reusing it" in m for m in said) == 4
     # other settings: every run is trained again, and the table holds the new runs
     said.clear()
-    rows3 = compare(fast_config(epochs=2), ["erm"], [0, 1], tmp_path / "cmp", log=said.append)
-    assert sum("trained with other settings (epochs 1 -> 2); training it again" in m for m in said) == 2
+    from adamixup.study import StudyWarning
+
+    with pytest.warns(StudyWarning, match=r"stale, not reused: it was trained with other settings .*epochs 1\S* -> 2"):
+        rows3 = compare(fast_config(epochs=2), ["erm"], [0, 1], tmp_path / "cmp", log=said.append)
+    assert sum("reusing" in m for m in said) == 0
     new = [json.loads((tmp_path / "cmp" / f"erm-seed{seed}" / "summary.json").read_text()) for seed in (0, 1)]
     assert all(s["epochs_done"] == 2 and s["finished"] for s in new)
     assert rows3[0]["errors"] == [s["final_test_error"] for s in new]

@@ -23,9 +23,9 @@ examples:
   adamixup train --resume runs/RUN --epochs 30 continue a run, here extended to 30 epochs
   adamixup evaluate runs/RUN                   test error and per-class errors of a saved run
   adamixup compare --methods erm,mixup,adamixup --seeds 3
+  adamixup study run quick                     a study plan: runs into a ledger, resumable, then a report
   adamixup reid train --data-root ~/data/Market-1501-v15.09.15
 """
-METHODS = ("erm", "mixup", "adamixup")
 # options a resumed run may change; every other one is refused (the run keeps its saved settings)
 RESUME_OPTIONS = ("epochs", "device", "quiet")
 
@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one model with ERM, MixUp or AdaMixUp")
     _common_train_args(p)
-    p.add_argument("--method", choices=METHODS, help="the regularizer (default: the recipe's, adamixup)")
+    p.add_argument("--method", help="the regularizer: erm, mixup, adamixup, ... (default: the recipe's, adamixup; "
+                                    "list them with: adamixup methods)")
     p.add_argument("--seed", type=int, help="random seed of the run: weights, batches, augmentation (default 0)")
     p.add_argument("--run-dir", help="where the run writes (default: runs/<dataset>-<method>-seed<seed>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR",
@@ -84,21 +85,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="several methods over several seeds: a table like the paper's Table 1")
     _common_train_args(p)
     p.add_argument("--methods", default="erm,mixup,adamixup",
-                   help="comma-separated methods to compare (default erm,mixup,adamixup)")
+                   help="comma-separated methods to compare (default erm,mixup,adamixup; list them with: adamixup methods)")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="number of seeds per method: 0, 1, ..., N-1 (default 3)")
     p.add_argument("--out", help="output folder (default: runs/compare-<dataset>); a run already there is reused "
                                  "only if it was trained with the same settings, else trained again")
 
     sub.add_parser("recipes", help="list the shipped recipes")
+    sub.add_parser("methods", help="list the methods (regularizers and the controls that isolate AdaMixUp's parts)")
+    from .study.cli import add_parser as add_study_parser
+
+    add_study_parser(sub)
 
     reid = sub.add_parser("reid", help="person re-identification: the strong baseline, with MixUp/AdaMixUp as tricks")
     rsub = reid.add_subparsers(dest="reid_command", metavar="REID_COMMAND", parser_class=Parser)
-    p = rsub.add_parser("train", help="train on Market-1501, DukeMTMC-reID, MSMT17 or a generic layout")
-    p.add_argument("--dataset", help="market1501 (default), dukemtmcreid, msmt17, generic")
+    p = rsub.add_parser("train", help="train on Market-1501, DukeMTMC-reID, MSMT17, CUHK01 or a generic layout")
+    p.add_argument("--dataset", help="market1501 (default), dukemtmcreid, msmt17, cuhk01, generic")
     p.add_argument("--data-root", help="the dataset's folder (e.g. .../Market-1501-v15.09.15)")
-    p.add_argument("--recipe", default=None, help="a re-ID recipe name or YAML file (default: bot; list them with: "
-                                                  "adamixup reid recipes)")
-    p.add_argument("--mixer", choices=METHODS, help="regularizer of the ID loss (default erm)")
+    p.add_argument("--config", help="a re-ID recipe name or YAML file (default: bot; list them with: adamixup reid recipes)")
+    p.add_argument("--method", help="regularizer of the ID loss: erm (default), mixup, adamixup, ... "
+                                    "(list them with: adamixup methods)")
+    p.add_argument("--recipe", help=argparse.SUPPRESS)  # the old name of --config, accepted for one release
+    p.add_argument("--mixer", help=argparse.SUPPRESS)  # the old name of --method, accepted for one release
     p.add_argument("--pretrained", help="ImageNet weights: 'imagenet' (torchvision download) or a local .pth of torchvision's resnet50")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--epochs", type=int, metavar="N", help="number of training epochs (default: the recipe's, 120)")
@@ -151,7 +158,7 @@ def _overrides(args: argparse.Namespace) -> Dict[str, Any]:
         if getattr(args, flag, False):
             values[flag] = True
     set_values = parse_set(args.set)
-    for key in ("model_args", "mixer_args"):
+    for key in ("model_args", "mixer_args", "dataset_args"):
         if key in set_values and key in values:
             values[key].update(set_values.pop(key))
     values.update(set_values)
@@ -192,7 +199,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .train.evaluate import evaluate_run
+    from .train import evaluate_run
 
     result = evaluate_run(Path(args.run_dir), args.checkpoint, args.device)
     print(f"{result['dataset']} test set ({result['test_samples']} images), {args.checkpoint}.pt of epoch "
@@ -205,24 +212,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
-    if bad or not methods:
-        raise CLIError(f"--methods takes a comma-separated list of erm, mixup, adamixup; got {args.methods!r}")
-    if len(set(methods)) < len(methods):
-        raise CLIError(f"--methods names a method twice: {args.methods!r}")
+    if not methods:
+        raise CLIError(f"--methods takes a comma-separated list of methods (adamixup methods lists them); got {args.methods!r}")
     if args.seeds < 1:
         raise CLIError(f"--seeds must be at least 1, got {args.seeds}")
+    from .mixing import METHODS
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise CLIError(f"--methods: unknown method {unknown[0]!r}; choose among {', '.join(METHODS)}")
     base = _config(args)
-    if base.mixer_args:
-        raise CLIError("compare runs several methods; mixer_args would apply to all of them: "
-                       "put method options in a recipe per method instead")
-    from .train import compare, table_markdown
+    from .study import compare, table_markdown
 
     out = Path(args.out or f"runs/compare-{base.dataset}")
     rows = compare(base, methods, list(range(args.seeds)), out, log=lambda m: print(m, flush=True))
     print(table_markdown(rows))
     print(f"wrote {out / 'compare.md'}, {out / 'compare.json'}, {out / 'compare.png'}")
     return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from .mixing import METHODS
+
+    for name, method in METHODS.items():
+        print(f"{name:16s} {method.summary}")
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from .study.cli import run
+
+    return run(args)
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
@@ -236,14 +256,26 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
-REID_TRAIN_OPTIONS = ("dataset", "data_root", "recipe", "mixer", "pretrained", "set", "epochs", "seed", "device",
+REID_TRAIN_OPTIONS = ("dataset", "data_root", "config", "method", "recipe", "mixer", "pretrained", "set", "epochs", "seed", "device",
                       "precision", "workers", "run_dir", "quiet", "stop_on_divergence")
+
+
+def _renamed(args: argparse.Namespace, old: str, new: str) -> None:
+    """An old re-ID flag name: accepted for one release, with a note (the same flag as in ``adamixup train``)."""
+    value = getattr(args, old, None)
+    if value is None:
+        return
+    if getattr(args, new, None) is not None:
+        raise CLIError(f"--{old} is the old name of --{new}; give only --{new}")
+    print(f"adamixup: note: --{old} is now --{new}, as in adamixup train; --{old} goes in the next release",
+          file=sys.stderr)
+    setattr(args, new, value)
 
 
 def cmd_reid(args: argparse.Namespace) -> int:
     if args.reid_command is None:
         raise CLIError("adamixup reid needs a command: train, evaluate, export or recipes")
-    from .train import reid
+    from .reid import trainer as reid
     from .train.config import parse_set
 
     if args.reid_command == "recipes":
@@ -254,12 +286,14 @@ def cmd_reid(args: argparse.Namespace) -> int:
             print(f"{name:20s} {desc}")
         return 0
     if args.reid_command == "train":
+        _renamed(args, "mixer", "method")
+        _renamed(args, "recipe", "config")
         if args.resume:
             _check_resume(args, REID_TRAIN_OPTIONS)
             summary = reid.resume_reid(Path(args.resume), epochs=args.epochs, device=args.device, quiet=args.quiet)
         else:
             values: Dict[str, Any] = {}
-            for key, attr in (("dataset", "dataset"), ("data_root", "data_root"), ("method", "mixer"),
+            for key, attr in (("dataset", "dataset"), ("data_root", "data_root"), ("method", "method"),
                               ("pretrained", "pretrained"), ("epochs", "epochs"), ("seed", "seed"), ("device", "device"),
                               ("precision", "precision"), ("workers", "workers"), ("run_dir", "run_dir")):
                 if getattr(args, attr) is not None:
@@ -268,7 +302,7 @@ def cmd_reid(args: argparse.Namespace) -> int:
                 if getattr(args, flag):
                     values[flag] = True
             values.update(parse_set(args.set))
-            summary = reid.train_reid(reid.build_reid_config(args.recipe or "bot", values))
+            summary = reid.train_reid(reid.build_reid_config(args.config or "bot", values))
         if summary:
             final = summary.get("final") or {}
             print(f"mAP {final.get('mAP', float('nan')):.1f}%, rank-1 {final.get('rank1', float('nan')):.1f}% after "
@@ -288,7 +322,7 @@ def cmd_reid(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "compare": cmd_compare, "recipes": cmd_recipes,
-            "reid": cmd_reid}
+            "methods": cmd_methods, "study": cmd_study, "reid": cmd_reid}
 
 
 def _ours(err: BaseException) -> bool:

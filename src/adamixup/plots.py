@@ -1,33 +1,44 @@
-"""Every picture the classification side draws: learning curves, λ over training, mixed samples, comparisons."""
+"""The pictures' one style, and every picture the classification side draws: learning curves, λ over
+training, mixed samples, comparisons.
+
+Figures are made with matplotlib's object interface (:func:`figure`), never through pyplot: drawing
+a file neither needs nor changes the interactive backend, so importing the package leaves a
+notebook's plots alone. Re-ID's pictures (:mod:`adamixup.reid.plots`) and the studies' use the same
+:func:`figure` and :func:`save_figure`.
+"""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
 LOSS_KEYS = ("train_loss", "loss_clean", "loss_mixed", "loss_intrusion")
+DPI = 110
 
 
-def save_figure(fig, path: Path) -> Path:
-    """Write ``fig`` to the PNG ``path`` (folders made as needed) and close it."""
+def figure(nrows: int = 1, ncols: int = 1, figsize: Tuple[float, float] = (6.4, 4.0), squeeze: bool = True,
+           **subplot_kw) -> Tuple[Figure, Any]:
+    """A new figure and its axes (like pyplot's ``subplots``), outside pyplot's global state."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze, **subplot_kw)
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` to the PNG ``path`` (folders made as needed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
 
 
 def learning_curves(history: List[Dict[str, Any]], path: Path, title: str = "") -> Path:
     """Loss terms (left) and train/test error (right) per epoch."""
     epochs = [m["epoch"] for m in history]
-    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_loss, ax_err) = figure(1, 2, figsize=(10, 3.8))
     for key in LOSS_KEYS:
         if history and key in history[0]:
             ax_loss.plot(epochs, [m[key] for m in history], marker=".", label=key.replace("loss_", "").replace("_", " "))
@@ -59,7 +70,7 @@ def lambda_distribution(history: List[Dict[str, Any]], path: Path) -> Path:
     hist = np.array([m["lam_hist"] for m in rows], dtype=float)
     hist = hist / np.maximum(hist.sum(1, keepdims=True), 1)
     epochs = np.array([m["epoch"] for m in rows])
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = figure(figsize=(7, 3.8))
     extent = (epochs[0] - 0.5, epochs[-1] + 0.5, 0, 1)
     im = ax.imshow(hist.T, origin="lower", aspect="auto", extent=extent, cmap="viridis")
     mean = np.array([m["lam_mean"] for m in rows])
@@ -88,7 +99,7 @@ def mixed_grid(mixed: torch.Tensor, input_ids: torch.Tensor, weights: torch.Tens
     images = _denormalize(mixed, mean, std)
     n = images.shape[0]
     rows = max(1, (n + cols - 1) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.6), squeeze=False)
+    fig, axes = figure(rows, cols, figsize=(cols * 1.3, rows * 1.6), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
@@ -107,7 +118,7 @@ def compare_bars(rows: List[Dict[str, Any]], path: Path, title: str = "") -> Pat
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     width = 0.8 / len(methods)
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.8 * len(datasets) * len(methods) / 2), 3.8))
+    fig, ax = figure(figsize=(max(4.5, 1.8 * len(datasets) * len(methods) / 2), 3.8))
     for j, method in enumerate(methods):
         xs, means, stds = [], [], []
         for i, ds in enumerate(datasets):

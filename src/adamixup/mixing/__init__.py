@@ -6,7 +6,6 @@ from .erm import ERM
 from .mixup import MixUp
 from .registry import METHODS, Method, build_mixer, get_method
 
-MIXERS = {"erm": ERM, "mixup": MixUp, "adamixup": AdaMixUp}  # the trainers' old table; METHODS replaces it
 
 __all__ = [
     "ERM", "MixUp", "AdaMixUp", "LayoutMixUp", "PAPER_SETTINGS", "MixOutput", "PolicyRegionGenerator",

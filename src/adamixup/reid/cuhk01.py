@@ -37,7 +37,7 @@ from typing import Iterator, List, Sequence, Tuple
 import numpy as np
 
 from ..data.base import DataError
-from ..data.reid import IMAGE_EXTENSIONS, ReIDData, ReIDSplit, check_image_files, relabel_train
+from .data import IMAGE_EXTENSIONS, ReIDData, ReIDSplit, check_image_files, relabel_train
 
 NUM_IDS = 971
 NUM_IMAGES = 3884
@@ -97,7 +97,7 @@ def list_cuhk01(root: str, check_images: bool = True) -> CUHK01Images:
     name is not ``PPPPIII.<ext>`` or its image number is not 1–4; two files are the same image
     (``0001001.png`` and ``0001001.jpg``); a person lacks camera A (001/002) or camera B
     (003/004); with ``check_images``, an image's header cannot be read
-    (:func:`adamixup.data.reid.check_image_files`). Non-image files are ignored.
+    (:func:`adamixup.reid.data.check_image_files`). Non-image files are ignored.
     """
     folder = find_cuhk01_folder(root)
     seen = {}

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..models.base import pooled_features
-from .metrics import ArrayLike, _np
+from .distance import ArrayLike, _np
 
 FEATURE_FIELDS = ("features", "pids", "camids", "paths")
 
@@ -85,7 +85,7 @@ def extract_features(
     model: nn.Module, loader: Iterable, device: Union[str, torch.device] = "cpu", flip: bool = False
 ) -> FeatureSet:
     """Retrieval features of every batch of ``loader`` (batches ``(images, pids, camids)``, as
-    :class:`adamixup.data.reid.ReIDImageDataset` gives), with the model in eval mode: ``model.embed``
+    :class:`adamixup.reid.data.ReIDImageDataset` gives), with the model in eval mode: ``model.embed``
     when it has one (after the BNNeck), else the pooled features (:func:`adamixup.models.pooled_features`). ``flip``: average with the
     features of the horizontally flipped images. Paths are taken from ``loader.dataset.split`` when
     present (the loader must then keep the split's order: no shuffling). The model's training mode is restored afterwards."""

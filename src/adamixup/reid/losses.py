@@ -2,26 +2,26 @@
 
 The total loss of a training step is
 
-    L = L_id(logits, y) + L_triplet(f, y) + β · L_center(f, y),    β = 5e-4
+    L = L_id(logits, y) + L_triplet(f, y) + β · L_center(f, y)      (β = 5e-4 in the recipe)
 
 where ``f, logits = adamixup.models.features_and_logits(model, x)``: ``f`` is the pooled feature
-before the BNNeck, and the logits come through the BNNeck and the classifier. ``L_id`` is cross-entropy with label smoothing ε = 0.1
+before the BNNeck, and the logits come through the BNNeck and the classifier. ``L_id`` is cross-entropy with label smoothing ε (0.1 in the recipe)
 (:class:`CrossEntropyLabelSmooth`, or any mixer's soft cross-entropy when MixUp / AdaMixUp run on
 the identity loss).
 
-How a trainer uses :class:`CenterLoss`: its centers are parameters trained by their own plain SGD
-at lr 0.5, not by the model's optimizer (Adam in the baseline), and β scales the loss only for the
-model — the centers should move at their own rate. Each step::
+How a trainer uses :class:`CenterLoss`: its centers are parameters trained by their own plain SGD,
+not by the model's optimizer (Adam in the baseline), and β scales the loss only for the model — the
+centers should move at their own rate. The strong baseline's code divides the centers' gradient by β
+before an SGD step at lr α (0.5 in its recipe); an SGD at lr α/β on the undivided gradient takes the
+same step, so the centers need no gradient surgery::
 
     center_loss = CenterLoss(num_classes, model.num_features)
-    opt_center = torch.optim.SGD(center_loss.parameters(), lr=0.5)
+    opt_center = torch.optim.SGD(center_loss.parameters(), lr=alpha / beta)
     ...
     loss = id_loss + triplet(f, y) + beta * center_loss(f, y)
     opt.zero_grad(); opt_center.zero_grad()
     loss.backward()
-    opt.step()
-    center_loss.rescale_center_grads(beta)   # undo β on the centers' gradient (× 1/β)
-    opt_center.step()
+    opt.step(); opt_center.step()
 
 The centers must not also be in the model optimizer's parameter groups, and they belong in the
 checkpoint (``center_loss.state_dict()`` and ``opt_center.state_dict()``).
@@ -88,7 +88,7 @@ class TripletLoss(nn.Module):
     normalize_feature: L2-normalize the features first.
 
     Anchors without a negative in the batch (a batch of a single identity) are left out; a batch
-    with none gives a zero loss. Use PK batches (:class:`adamixup.data.pk_sampler.PKBatchSampler`).
+    with none gives a zero loss. Use PK batches (:class:`adamixup.reid.sampler.PKBatchSampler`).
     """
 
     def __init__(self, margin: float = 0.3, soft_margin: bool = False, normalize_feature: bool = False):
@@ -119,8 +119,8 @@ class CenterLoss(nn.Module):
         L = 1/B · Σ_i ||f_i - c_{y_i}||²,
 
     with one learned center per identity, initialized N(0, 1). The centers are this module's
-    parameters; see the module docstring for the separate SGD (lr 0.5), the weight β = 5e-4 in the
-    total loss and the gradient rescaling by 1/β.
+    parameters; see the module docstring for their separate SGD (at lr α/β) and the weight β in the
+    total loss.
     """
 
     def __init__(self, num_classes: int, feat_dim: int):
@@ -136,13 +136,3 @@ class CenterLoss(nn.Module):
             raise ValueError(f"center loss labels must lie in 0..{self.num_classes - 1}, got {int(labels.min())}..{int(labels.max())}")
         diff = features.float() - self.centers[labels.long()]
         return diff.pow(2).sum(dim=1).clamp(min=1e-12, max=1e12).mean()
-
-    @torch.no_grad()
-    def rescale_center_grads(self, weight: float) -> None:
-        """Divide the centers' gradient by ``weight`` (β), so that β weighs the center loss only for
-        the model and the centers follow their own SGD at its learning rate (as the strong
-        baseline's code). Call after ``backward`` and before the centers' optimizer step."""
-        if weight <= 0:
-            raise ValueError(f"center loss weight must be positive, got {weight}")
-        if self.centers.grad is not None:
-            self.centers.grad.mul_(1.0 / weight)

@@ -2,8 +2,9 @@
 framed green for a true match and red for a false one).
 
 Both take plain arrays, or split-like objects with ``paths``, ``pids`` and ``camids`` (a
-:class:`adamixup.data.reid.ReIDSplit` or :class:`adamixup.reid.features.FeatureSet`). Figures are
-drawn without pyplot's global state, so they are safe in worker threads and headless runs.
+:class:`adamixup.reid.data.ReIDSplit` or :class:`adamixup.reid.features.FeatureSet`). Figures are
+drawn in the package's one style (:func:`adamixup.plots.figure`), without pyplot's global state, so
+they are safe in worker threads, headless runs and notebooks. Ranked lists are image mosaics (PIL).
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .metrics import ArrayLike, _np
+from ..plots import figure, save_figure
+from .distance import ArrayLike, _np
 
 TRUE_COLOUR = (0, 160, 0)
 FALSE_COLOUR = (210, 0, 0)
@@ -32,14 +34,9 @@ def plot_cmc(
               dict ``{label: cmc}`` to compare runs, e.g. with and without re-ranking.
     max_rank: cut the curves at this rank. Returns the path written.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     if not isinstance(curves, dict):
         curves = {"": curves}
-    fig = Figure(figsize=(5, 3.6), dpi=120)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
+    fig, ax = figure(figsize=(5, 3.6))
     for label, cmc in curves.items():
         cmc = _np(cmc).astype(np.float64).reshape(-1)
         if max_rank:
@@ -52,11 +49,7 @@ def plot_cmc(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path = os.fspath(path)
-    _ensure_dir(path)
-    fig.savefig(path)
-    return path
+    return str(save_figure(fig, path))
 
 
 def _fields(split, name: str) -> Tuple[Sequence[str], np.ndarray, np.ndarray]:
@@ -134,3 +127,23 @@ def plot_ranked_lists(
     _ensure_dir(path)
     canvas.save(path)
     return path
+
+
+def reid_curves(history: Sequence[Dict], path: Union[str, os.PathLike], title: str = "") -> str:
+    """Training loss by term (left) and mAP / rank-1 at the evaluated epochs (right)."""
+    fig, (ax_loss, ax_ev) = figure(1, 2, figsize=(10, 3.8))
+    epochs = [m["epoch"] for m in history]
+    for key in [k for k in (history[0] if history else {}) if k == "train_loss" or k.startswith("loss_")]:
+        ax_loss.plot(epochs, [m.get(key, np.nan) for m in history], marker=".", label=key.replace("loss_", ""))
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="training loss by term")
+    ax_loss.legend(fontsize=8)
+    evals = [m for m in history if "mAP" in m]
+    for key in ("mAP", "rank1"):
+        ax_ev.plot([m["epoch"] for m in evals], [m[key] for m in evals], marker="o", label=key)
+    ax_ev.set(xlabel="epoch", ylabel="%", title="retrieval (query vs gallery)")
+    ax_ev.legend(fontsize=8)
+    for ax in (ax_loss, ax_ev):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return str(save_figure(fig, path))

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from scipy import sparse
 
-from .metrics import METRICS, ArrayLike
+from .distance import METRICS, ArrayLike
 
 # Rules for growing R(p, k1) into the robust set: the authors' released code ("more than two
 # thirds", the default) and the paper's text ("at least two thirds").
@@ -221,7 +221,7 @@ def re_ranking(
     k1, k2, lambda_value: the paper's k1 (reciprocal neighbourhood), k2 (query expansion) and λ
                  (weight of the original distance); 20, 6, 0.3 on Market-1501.
     metric:      the original distance: "euclidean" (squared, as the authors' code) or "cosine"
-                 (1 − cosine similarity), as in :func:`adamixup.reid.metrics.compute_distance`.
+                 (1 − cosine similarity), as in :func:`adamixup.reid.distance.compute_distance`.
     normalize:   divide the original distance by its row maximum (the authors' code); False keeps
                  raw distances, so ``lambda_value=1`` returns exactly the original distance.
     expansion:   the rule that grows R(p, k1) into the robust set R*(p, k1): "released" (default)

@@ -29,7 +29,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``study`` and its commands to ``subparsers`` (the main parser's ``add_subparsers()``)."""
     study = subparsers.add_parser("study", help="run a study plan, report it from its ledger, or show how far it is",
                                   description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = study.add_subparsers(dest="study_command", metavar="STUDY_COMMAND")
+    sub = study.add_subparsers(dest="study_command", metavar="STUDY_COMMAND", help="run, report, status or plans")
     sub.required = True
 
     p = sub.add_parser("run", help="train the plan's runs that the ledger lacks (rerun the command to resume)")

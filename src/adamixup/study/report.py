@@ -337,26 +337,22 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
 # --------------------------------------------------------------------------------------------------
 def write_plots(analysis: Dict[str, Any], records: Sequence[Dict[str, Any]], out_dir: Path, name: str) -> List[str]:
     """``<name>_errors.png``, ``<name>_paired.png`` and ``<name>_lambda.png`` in ``out_dir``; returns the
-    paths written (matplotlib's file-only backend is chosen here, not at import)."""
-    import matplotlib
+    paths written (drawn in the package's one style, :mod:`adamixup.plots`, without pyplot)."""
+    from matplotlib import colormaps
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plots import figure, save_figure
 
     def save(fig, path: Path) -> str:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        return str(path)
+        return str(save_figure(fig, path))
 
     paths: List[str] = []
     datasets, methods = analysis["datasets"], analysis["methods"]
     if not datasets:
         return paths
-    cmap = plt.get_cmap("tab10")
+    cmap = colormaps["tab10"]
     colors = {m: cmap(i % 10) for i, m in enumerate(methods)}
 
-    fig, axes = plt.subplots(1, len(datasets), figsize=(max(3.6, 0.55 * len(methods) + 1.5) * len(datasets), 3.8), squeeze=False)
+    fig, axes = figure(1, len(datasets), figsize=(max(3.6, 0.55 * len(methods) + 1.5) * len(datasets), 3.8), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
         rows = analysis["tables"][ds]
         xs = np.arange(len(rows))
@@ -377,7 +373,7 @@ def write_plots(analysis: Dict[str, Any], records: Sequence[Dict[str, Any]], out
         panels.append(("pooled", analysis["pooled"]))
     if panels:
         n = max(len(c) for _, c in panels)
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 0.45 * n + 1.6), squeeze=False)
+        fig, axes = figure(1, len(panels), figsize=(4.2 * len(panels), 0.45 * n + 1.6), squeeze=False)
         for ax, (title, comps) in zip(axes[0], panels):
             for i, c in enumerate(comps):
                 y = len(comps) - 1 - i
@@ -397,7 +393,7 @@ def write_plots(analysis: Dict[str, Any], records: Sequence[Dict[str, Any]], out
 
     lam_methods = [m for m in methods if any(r["method"] == m and r.get("lam") for r in records)]
     if lam_methods:
-        fig, axes = plt.subplots(2, len(datasets), figsize=(3.8 * len(datasets), 6), squeeze=False, sharex="col")
+        fig, axes = figure(2, len(datasets), figsize=(3.8 * len(datasets), 6), squeeze=False, sharex="col")
         for j, ds in enumerate(datasets):
             for m in lam_methods:
                 curves = [[e for e in r["history"] if e.get("lam_hist")] for r in records if r["dataset"] == ds and r["method"] == m]

@@ -1,9 +1,11 @@
-"""Training: config, the loop, schedules, checkpoints, comparisons, distributed glue."""
-from .base import BaseTrainer, RunInterrupted, TrainingError, read_metrics
-from .checkpoint import CheckpointError
-from .compare import compare, table_markdown
-from .config import ConfigError, TrainConfig, build_config, list_recipes
-from .loop import ClassificationTrainer, resume, train
+"""Training: the engine (one epoch loop, one step over a task's objective), the run folder, the
+config, schedules, checkpoints, distributed glue, and the classification task."""
+from .checkpoint import CheckpointError, TrainingError
+from .classification import ClassificationTask, evaluate_run, load_trained, resume, train
+from .config import ConfigError, RunConfig, TrainConfig, build_config, config_from_dict, list_recipes
+from .engine import RunInterrupted, StepOutput, Task, Trainer
+from .rundir import RunDir, read_metrics
 
-__all__ = ["BaseTrainer", "CheckpointError", "ClassificationTrainer", "ConfigError", "RunInterrupted", "TrainConfig", "TrainingError", "build_config",
-           "compare", "list_recipes", "read_metrics", "resume", "table_markdown", "train"]
+__all__ = ["CheckpointError", "ClassificationTask", "ConfigError", "RunConfig", "RunDir", "RunInterrupted", "StepOutput",
+           "Task", "TrainConfig", "Trainer", "TrainingError", "build_config", "config_from_dict", "evaluate_run",
+           "list_recipes", "load_trained", "read_metrics", "resume", "train"]

@@ -6,7 +6,6 @@ is written to each run directory as ``config.yaml``.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import re
 from dataclasses import dataclass, field, fields
@@ -16,13 +15,13 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
 import yaml
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
-METHODS = ("erm", "mixup", "adamixup")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
+DICT_KEYS = ("model_args", "mixer_args", "dataset_args")  # config keys whose sub-keys --set reaches (key.sub=value)
 
 
 class ConfigError(ValueError):
@@ -103,6 +102,8 @@ class RunConfig:
 
     # mixer options that the task sets itself, so that a recipe may not
     task_mixer_args: ClassVar[Tuple[str, ...]] = ()
+    # the smallest batch a process gets (re-ID: P × K; classification: the batch over the processes)
+    batch_key: ClassVar[str] = "batch_size"
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -112,9 +113,9 @@ class RunConfig:
 
     def validate_run(self, datasets: Sequence[str]) -> None:
         """Checks of the shared keys; ``datasets``: the task's valid dataset names."""
-        from ..mixing import MIXERS
+        from ..mixing import METHODS
 
-        choices = {"dataset": datasets, "method": METHODS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+        choices = {"dataset": datasets, "method": tuple(METHODS), "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
                    "precision": PRECISIONS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -131,48 +132,44 @@ class RunConfig:
             raise self.bad("milestones", "the step schedule needs epochs at which to multiply the rate by gamma")
         if sorted(self.milestones) != list(self.milestones):
             raise self.bad("milestones", "must be increasing")
-        mixer_cls = MIXERS[self.method]
-        accepted = set(inspect.signature(mixer_cls.__init__).parameters) - {"self", "model", "in_channels",
-                                                                            *self.task_mixer_args}
+        method = METHODS[self.method]
+        accepted = method.options(frozenset(self.task_mixer_args))
         unknown = sorted(set(self.mixer_args) - accepted)
         if unknown:
+            fixed = f" ({self.method} fixes it)" if unknown[0] in method.fixed else ""
             raise ConfigError(
-                f"config key 'mixer_args.{unknown[0]}' is not an option of {mixer_cls.__name__}; "
+                f"config key 'mixer_args.{unknown[0]}' is not an option of {self.method}{fixed}; "
                 f"its options are {', '.join(sorted(accepted)) or 'none'}"
             )
         self.check_mixer_values()
 
-    def mixer_kwargs(self) -> Dict[str, Any]:
-        """The keyword arguments the task's mixer is built with (besides the model and in_channels)."""
-        return dict(self.mixer_args)
+    def task_mixer_options(self) -> Dict[str, Any]:
+        """Options the task itself gives its mixer (re-ID: label smoothing, the clean features)."""
+        return {}
 
     def check_mixer_values(self) -> None:
         """Build the mixer once on a tiny stand-in model, so that a value it refuses
         (``mixer_args.alpha=-1``) is a config error before any run folder exists."""
-        from ..mixing import MIXERS, AdaMixUp
+        from ..mixing import METHODS
         from ..models import SmallCNN
 
-        cls = MIXERS[self.method]
-        kwargs = self.mixer_kwargs()
-        bad = _non_finite(kwargs)
+        bad = _non_finite(self.mixer_args)
         if bad:
-            raise ConfigError(f"config key 'mixer_args.{bad}' must be a finite number, got {kwargs[bad]!r}")
+            raise ConfigError(f"config key 'mixer_args.{bad}' must be a finite number, got {self.mixer_args[bad]!r}")
         try:
-            if cls is AdaMixUp:
-                cls(SmallCNN(in_channels=1, num_classes=2, width=2), in_channels=1, **kwargs)
-            else:
-                cls(**kwargs)
+            METHODS[self.method].build(SmallCNN(in_channels=1, num_classes=2, width=2), 1, **self.mixer_args,
+                                       **self.task_mixer_options())
         except (ValueError, TypeError) as err:
             given = ", ".join(f"{k}={v!r}" for k, v in self.mixer_args.items())
-            raise ConfigError(f"config key 'mixer_args' ({given}): {cls.__name__} refuses it: "
+            raise ConfigError(f"config key 'mixer_args' ({given}): {self.method} refuses it: "
                               f"{' '.join(str(err).split())}") from None
 
     def check_batch(self, key: str, size: int) -> None:
-        from ..mixing import MIXERS
+        from ..mixing import METHODS
 
-        min_batch = 4 if self.method == "adamixup" else 2 if self.method == "mixup" else 1
+        min_batch = METHODS[self.method].min_batch
         if size < min_batch:
-            raise self.bad(key, f"a batch of {size} is too small for {MIXERS[self.method].__name__}, which needs at least {min_batch}")
+            raise self.bad(key, f"a batch of {size} is too small for {self.method}, which needs at least {min_batch}")
 
 
 @dataclass
@@ -253,7 +250,7 @@ def update_config(config, values: Dict[str, Any], source: str):
     for key, value in values.items():
         if not isinstance(key, str):
             raise ConfigError(f"{source}: config keys are names, got {key!r}")
-        if key in ("model_args", "mixer_args") and isinstance(value, dict):
+        if key in DICT_KEYS and key in field_types and isinstance(value, dict):
             merged = dict(getattr(config, key))
             merged.update(value)
             setattr(config, key, merged)
@@ -304,8 +301,8 @@ def parse_set(items: List[str]) -> Dict[str, Any]:
         value = load_yaml(raw, f"--set {item!r}") if raw else None
         head, dot, sub = key.partition(".")
         if dot:
-            if head not in ("model_args", "mixer_args"):
-                raise ConfigError(f"unknown config key {key!r}: only model_args.* and mixer_args.* take sub-keys")
+            if head not in DICT_KEYS:
+                raise ConfigError(f"unknown config key {key!r}: only {', '.join(k + '.*' for k in DICT_KEYS)} take sub-keys")
             values.setdefault(head, {})[sub] = value
         else:
             values[key] = value

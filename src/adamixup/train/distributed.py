@@ -94,16 +94,6 @@ def broadcast_path(path: Path) -> Path:
     return Path(box[0])
 
 
-def average_gradients(params) -> None:
-    """Average the gradients of parameters that DDP does not manage (re-ID's center-loss centers)."""
-    if not is_distributed():
-        return
-    for p in params:
-        if p.grad is not None:
-            tdist.all_reduce(p.grad)
-            p.grad /= world_size()
-
-
 def barrier() -> None:
     if is_distributed():
         tdist.barrier()

@@ -16,7 +16,7 @@ one of its usual names, e.g. ``Market-1501-v15.09.15``):
   distractors (pid 0) stay in the gallery, where they are never a true match.
 * CUHK01: ``campus/PPPPIII.png`` (person, image number; 001-002 camera A, 003-004 camera B) and
   the random 485 / 486 (or 871 / 100) identity splits of its protocol; the reader and the
-  protocol live in :mod:`adamixup.reid.cuhk01`, registered here as "cuhk01".
+  protocol live in :mod:`adamixup.reid.cuhk01`; :mod:`adamixup.reid.datasets` names every reader.
 * MSMT17 (``MSMT17_V1`` and ``MSMT17_V2``): ``list_train.txt``, ``list_val.txt``,
   ``list_query.txt``, ``list_gallery.txt`` whose lines read ``<relative path> <pid>``; the train and
   val lists point into ``train/`` (V2: ``mask_train_v2/``), query and gallery into ``test/``
@@ -41,7 +41,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from torch.utils.data import Dataset
 
-from .base import DataError
+from ..data.base import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 SPLITS = ("train", "query", "gallery")
@@ -345,33 +345,6 @@ def read_msmt17(root: str, merge_val: bool = True, check: bool = True, check_ima
     if check:
         check_statistics(data)
     return data
-
-
-def read_cuhk01(root: str, **kwargs) -> ReIDData:
-    """CUHK01 and its random-split protocol: :func:`adamixup.reid.cuhk01.read_cuhk01` (keyword
-    arguments ``split``, ``num_test``, ``shot``, ``seed``, ``num_splits``, ``check_images``).
-    Imported on use: the protocol lives with the rest of re-ID in ``adamixup.reid``."""
-    from ..reid.cuhk01 import read_cuhk01 as read
-
-    return read(root, **kwargs)
-
-
-READERS: Dict[str, Callable[..., ReIDData]] = {
-    "market1501": read_market1501,
-    "dukemtmcreid": read_dukemtmc_reid,
-    "msmt17": read_msmt17,
-    "cuhk01": read_cuhk01,
-    "generic": read_generic,
-}
-
-
-def read_reid_dataset(name: str, root: str, **kwargs) -> ReIDData:
-    """Read a dataset by name: one of ``READERS`` (market1501, dukemtmcreid, msmt17, cuhk01,
-    generic); ``kwargs`` go to its reader (e.g. ``split=3, num_test=100, shot="multi"`` for cuhk01)."""
-    key = name.lower().replace("-", "").replace("_", "")
-    if key not in READERS:
-        raise DataError(f"unknown re-ID dataset {name!r}; choose one of {', '.join(READERS)}")
-    return READERS[key](root, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------- #

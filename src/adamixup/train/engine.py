@@ -1,35 +1,38 @@
-"""What every trainer shares: the step, epoch statistics, checkpoints, logging, the epoch loop, runs.
+"""The engine: one epoch loop and one step, for every task.
 
-A task (classification, re-ID) subclasses :class:`BaseTrainer` and provides its data, model, epoch
-iteration, evaluation, plots and summary. One step, for every mixer and task::
+A task (classification: :mod:`adamixup.train.classification`; re-ID: :mod:`adamixup.reid.trainer`)
+builds its data, model, mixer and an *objective*: an ``nn.Module`` whose ``forward(x, y)`` returns the
+whole loss of a step (:class:`StepOutput`). The engine wraps the objective in DDP, so that every
+parameter it holds (model, mixer, a task's own losses) is averaged over processes, and runs::
 
-    with autocast: out = step(x, y); loss, terms = total_loss(out)
-    loss.backward(); optimizer.step(); scheduler.step()
+    for x, y in task.batches(epoch, generator):
+        with autocast: out = objective(x, y)
+        out.loss.backward(); for opt in optimizers: opt.step(); scheduler.step()
+
+The engine knows nothing of any task beyond :class:`Task`; the run folder is :class:`RunDir`'s.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
-import shutil
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
-import yaml
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..mixing import MixOutput
 from . import distributed as dist
-from .checkpoint import CheckpointError, TrainingError, load_checkpoint, rng_state, save_atomic, set_rng_state
-from .config import ConfigError, _check_device_name, load_yaml
+from .checkpoint import CheckpointError, TrainingError, rng_state, set_rng_state
+from .config import ConfigError, _check_device_name
+from .rundir import RunDir, warn
+from .schedule import build_scheduler
 
 LAM_BINS = 20
 # an epoch whose mean training loss is this many times the run's first step's is diverging
@@ -37,6 +40,66 @@ DIVERGENCE_FACTOR = 10.0
 # what a checkpoint must hold for a run to resume from it
 RESUME_KEYS = ("epoch", "model", "mixer", "optimizer", "extra_optimizers", "scheduler", "scaler", "best_score",
                "best_epoch", "rng")
+
+
+@dataclass
+class StepOutput:
+    """What a task's objective returns for one batch.
+
+    loss:  the whole loss of the step (``backward`` is called on it).
+    terms: detached loss terms for logging (logged as ``loss_<name>``).
+    lam:   the mixing ratios used (empty without mixing).
+    stats: further detached scalars (e.g. the intrusion discriminator's accuracy).
+    mix:   the mixer's own output, for pictures.
+    """
+
+    loss: Tensor
+    terms: Dict[str, Tensor]
+    lam: Tensor
+    stats: Dict[str, Tensor] = field(default_factory=dict)
+    mix: Optional[MixOutput] = None
+
+
+class Task:
+    """What a task gives the engine. Built as ``Task(config, device, rank, world, **kwargs)``.
+
+    Attributes: ``model`` (the network a checkpoint's ``"model"`` holds), ``objective`` (an
+    ``nn.Module``: ``forward(x, y) -> StepOutput``), ``steps_per_epoch``, ``score_key`` (the
+    metric that picks ``best.pt``) and ``higher_is_better``.
+    """
+
+    score_key = "test_error"
+    higher_is_better = False
+    model: nn.Module
+    objective: nn.Module
+    steps_per_epoch: int
+
+    def modules(self) -> Dict[str, nn.Module]:
+        """The modules a checkpoint holds, by name (``model`` and ``mixer`` at least)."""
+        raise NotImplementedError
+
+    def optimizers(self) -> List[torch.optim.Optimizer]:
+        """The optimizers of a step; the first one follows the learning-rate schedule."""
+        raise NotImplementedError
+
+    def batches(self, epoch: int, generator: torch.Generator) -> Iterator[Tuple[Tensor, Tensor]]:
+        """This process's ``(x, y)`` training batches of an epoch, on the device."""
+        raise NotImplementedError
+
+    def evaluate(self, epoch: int, final: bool) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def plots(self, run: RunDir, history: List[Dict[str, Any]], last: Optional[StepOutput]) -> None:
+        raise NotImplementedError
+
+    def summary(self, history: List[Dict[str, Any]]) -> Dict[str, Any]:
+        return {}
+
+    def line(self, m: Dict[str, Any], epochs: int) -> str:
+        """One line per epoch for logs (no progress bars off a terminal)."""
+        lam = f" λ {m['lam_mean']:.2f}±{m['lam_std']:.2f}" if "lam_mean" in m else ""
+        score = f" {self.score_key} {m[self.score_key]:.2f}" if self.score_key in m else ""
+        return f"epoch {m['epoch']}/{epochs} loss {m['train_loss']:.4f}{score}{lam} ({m['seconds']:.1f}s)"
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -48,39 +111,12 @@ class RunInterrupted(KeyboardInterrupt):
         self.run_dir, self.resumable = Path(run_dir), resumable
 
 
-def warn(message: str) -> None:
-    """One line on stderr, for things the user should know but that do not stop the run."""
-    print(f"adamixup: warning: {message}", file=sys.stderr, flush=True)
-
-
 def show_progress_bars(quiet: bool) -> bool:
     """Progress bars only on a terminal: in a log file their cursor codes are noise."""
     try:
         return not quiet and sys.stderr.isatty()
     except (AttributeError, ValueError):  # a replaced or closed stderr
         return False
-
-
-def finite_json(value: Any) -> Any:
-    """``value`` with every NaN or infinity replaced by None, so that it is standard JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    return value
-
-
-class TrainStep(nn.Module):
-    """The model and its mixer as one module, so that DistributedDataParallel can wrap both."""
-
-    def __init__(self, model: nn.Module, mixer: nn.Module):
-        super().__init__()
-        self.model, self.mixer = model, mixer
-
-    def forward(self, x: Tensor, y: Tensor) -> MixOutput:
-        return self.mixer(self.model, x, y)
 
 
 def _mps_available() -> bool:
@@ -119,10 +155,15 @@ def autocast(device: torch.device, precision: str):
 
 
 def build_optimizer(config, params) -> torch.optim.Optimizer:
+    """The config's optimizer (sgd or adam) over ``params``."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay)
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def trainable(*modules: nn.Module) -> List[nn.Parameter]:
+    return [p for m in modules for p in m.parameters() if p.requires_grad]
 
 
 class EpochStats:
@@ -164,20 +205,12 @@ class EpochStats:
         return metrics
 
 
-class BaseTrainer:
-    """One run's state; ``fit()`` trains from the current epoch to the end.
+class Trainer:
+    """One run: a task, its optimizers and schedule, the run folder; ``fit()`` trains from the
+    current epoch to the end."""
 
-    A subclass sets, in ``__init__`` after calling ``super().__init__``: ``model``, ``mixer``,
-    ``optimizer``, ``scheduler`` (stepped per batch), ``steps_per_epoch``; and implements
-    ``train_epoch``, ``evaluate``, ``plots`` and ``summary``. ``score_key`` names the metric that
-    picks ``best.pt`` (``higher_is_better`` says which way).
-    """
-
-    score_key = "test_error"
-    higher_is_better = False
-
-    def __init__(self, config, run_dir: Path):
-        self.config, self.run_dir = config, Path(run_dir)
+    def __init__(self, config, run: RunDir, make_task: Callable[..., Task], **task_kwargs):
+        self.config, self.run = config, run
         self.rank, self.world = dist.rank(), dist.world_size()
         self.main = self.rank == 0
         self.device = select_device(config.device)
@@ -185,36 +218,30 @@ class BaseTrainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.data_generator = torch.Generator().manual_seed(config.seed)
         self.epoch, self.best_score, self.best_epoch = 0, None, 0
-        self.extra_optimizers: List[torch.optim.Optimizer] = []
         self.writer = None
         self.show_bars = self.main and show_progress_bars(config.quiet)
         self.loss_reference: Optional[float] = None  # the first step's loss, for the divergence check
         self.diverged_at: Optional[int] = None  # first epoch flagged as diverging
         self.extensions: List[Dict[str, int]] = []  # --resume --epochs: at which epoch, from what length to what
         self.epoch_lr = float("nan")  # the rate the epoch's last step used
+        self.last: Optional[StepOutput] = None  # the last step's output, for pictures
 
-    # ---- model set-up shared by the tasks -------------------------------------------------------
-    def finish_setup(self, model: nn.Module, mixer: nn.Module, extra_params: Tuple[nn.Parameter, ...] = ()) -> None:
-        """Move to the device, apply channels-last / compile, wrap for DDP, build the optimizer."""
-        cfg = self.config
-        self.model, self.mixer = model.to(self.device), mixer.to(self.device)
-        if cfg.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-            self.mixer.to(memory_format=torch.channels_last)
-        if cfg.compile:  # the backbone is the hot path; state_dict keys stay those of the plain module
-            self.model.forward_features = torch.compile(self.model.forward_features)
-        self.step = dist.wrap(TrainStep(self.model, self.mixer), self.device)
-        params = [p for p in (*self.model.parameters(), *self.mixer.parameters(), *extra_params) if p.requires_grad]
-        self.optimizer = build_optimizer(cfg, params)
+        self.task = task = make_task(config, self.device, self.rank, self.world, **task_kwargs)
+        if config.channels_last:
+            task.objective.to(memory_format=torch.channels_last)
+        if config.compile:  # the backbone is the hot path; state_dict keys stay those of the plain module
+            task.model.forward_features = torch.compile(task.model.forward_features)
+        self.objective = dist.wrap(task.objective, self.device)
+        self.optimizers = task.optimizers()
+        self.scheduler = build_scheduler(self.optimizers[0], task.steps_per_epoch, config)
 
     # ---- state -------------------------------------------------------------------------------
     def state(self) -> Dict[str, Any]:
-        return {
+        state = {name: module.state_dict() for name, module in self.task.modules().items()}
+        state.update({
             "epoch": self.epoch,
-            "model": self.model.state_dict(),
-            "mixer": self.mixer.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "extra_optimizers": [o.state_dict() for o in self.extra_optimizers],
+            "optimizer": self.optimizers[0].state_dict(),
+            "extra_optimizers": [o.state_dict() for o in self.optimizers[1:]],
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "best_score": self.best_score,
@@ -224,13 +251,14 @@ class BaseTrainer:
             "loss_reference": self.loss_reference,
             "diverged_at": self.diverged_at,
             "extensions": self.extensions,
-        }
+        })
+        return state
 
     def load_state(self, ckpt: Dict[str, Any]) -> None:
-        self.model.load_state_dict(ckpt["model"])
-        self.mixer.load_state_dict(ckpt["mixer"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        for opt, s in zip(self.extra_optimizers, ckpt["extra_optimizers"]):
+        for name, module in self.task.modules().items():
+            module.load_state_dict(ckpt[name])
+        self.optimizers[0].load_state_dict(ckpt["optimizer"])
+        for opt, s in zip(self.optimizers[1:], ckpt["extra_optimizers"]):
             opt.load_state_dict(s)
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
@@ -244,77 +272,61 @@ class BaseTrainer:
         """Set the optimizer's rate from the (per-step) schedule as it reads the config now: after
         ``--resume --epochs N`` the restored optimizer holds the old schedule's rate."""
         step = self.scheduler.last_epoch
-        for group, base, factor in zip(self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas):
+        for group, base, factor in zip(self.optimizers[0].param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas):
             group["lr"] = base * factor(step)
-        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
-
-    @property
-    def ckpt_dir(self) -> Path:
-        return self.run_dir / "checkpoints"
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizers[0].param_groups]
 
     def _checkpoint_note(self) -> str:
-        last = self.ckpt_dir / "last.pt"
-        if last.is_file():
-            return f"the last good checkpoint is {last}, of epoch {self.epoch}"
+        if self.run.has_checkpoint():
+            return f"the last good checkpoint is {self.run.checkpoint()}, of epoch {self.epoch}"
         return "no checkpoint was written yet (the run failed in its first epoch, so its folder is removed)"
 
     # ---- one step ----------------------------------------------------------------------------
-    def total_loss(self, out: MixOutput) -> Tuple[Tensor, Dict[str, Tensor]]:
-        """The loss to minimize and the terms to log; a task may add its own (re-ID: triplet, center)."""
-        return out.loss, dict(out.terms)
-
-    def before_optimizer_step(self) -> None:
-        """Hook between backward and the optimizer steps (re-ID: rescale the center-loss gradients)."""
-
-    def train_step(self, x: Tensor, y: Tensor, step_index: int, stats: EpochStats) -> MixOutput:
-        cfg = self.config
-        with autocast(self.device, cfg.precision):
-            out = self.step(x, y)
-            loss, terms = self.total_loss(out)
-        keys = ["loss", *(f"loss_{k}" for k in terms), *out.stats]
-        values = torch.stack([loss.detach().float(), *[v.float() for v in terms.values()],
+    def train_step(self, x: Tensor, y: Tensor, step_index: int, stats: EpochStats) -> StepOutput:
+        with autocast(self.device, self.config.precision):
+            out = self.objective(x, y)
+        keys = ["loss", *(f"loss_{k}" for k in out.terms), *out.stats]
+        values = torch.stack([out.loss.detach().float(), *[v.float() for v in out.terms.values()],
                               *[v.float() for v in out.stats.values()]]).tolist()
         if not all(math.isfinite(v) for v in values):
             raise TrainingError(
                 f"the loss became non-finite at epoch {self.epoch + 1}, step {step_index + 1} "
                 f"({', '.join(f'{k}={v:.4g}' for k, v in zip(keys, values))}); "
                 f"{self._checkpoint_note()} (lower the learning rate, or train in fp32)")
-        for opt in (self.optimizer, *self.extra_optimizers):
+        for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.before_optimizer_step()
-        for opt in (self.optimizer, *self.extra_optimizers):
+        self.scaler.scale(out.loss).backward()
+        for opt in self.optimizers:
             self.scaler.step(opt)
         self.scaler.update()
-        self.epoch_lr = self.optimizer.param_groups[0]["lr"]
+        self.epoch_lr = self.optimizers[0].param_groups[0]["lr"]
         self.scheduler.step()
         stats.add(dict(zip(["train_loss", *keys[1:]], values)), out.lam)
         return out
 
-    # ---- the run -----------------------------------------------------------------------------
+    # ---- one epoch ---------------------------------------------------------------------------
     def train_epoch(self) -> Dict[str, Any]:
-        raise NotImplementedError
+        cfg = self.config
+        self.objective.train()
+        stats = EpochStats()
+        bar = tqdm(self.task.batches(self.epoch, self.data_generator), total=self.task.steps_per_epoch,
+                   desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False, disable=not self.show_bars,
+                   dynamic_ncols=True)
+        for i, (x, y) in enumerate(bar):
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            self.last = self.train_step(x, y, i, stats)
+            if self.show_bars:
+                bar.set_postfix(stats.postfix())
+        return stats.result(self.device)
 
-    def evaluate(self, final: bool) -> Dict[str, Any]:
-        raise NotImplementedError
-
-    def plots(self, history: List[Dict[str, Any]]) -> None:
-        raise NotImplementedError
-
-    def summary(self, history: List[Dict[str, Any]]) -> Dict[str, Any]:
-        raise NotImplementedError
-
-    def line(self, m: Dict[str, Any]) -> str:
-        lam = f" λ {m['lam_mean']:.2f}±{m['lam_std']:.2f}" if "lam_mean" in m else ""
-        score = f" {self.score_key} {m[self.score_key]:.2f}" if self.score_key in m else ""
-        return f"epoch {m['epoch']}/{self.config.epochs} loss {m['train_loss']:.4f}{score}{lam} ({m['seconds']:.1f}s)"
-
+    # ---- the run -----------------------------------------------------------------------------
     def _better(self, score: Optional[float]) -> bool:
         if score is None:
             return False
         if self.best_score is None:
             return True
-        return score > self.best_score if self.higher_is_better else score < self.best_score
+        return score > self.best_score if self.task.higher_is_better else score < self.best_score
 
     def _check_divergence(self, metrics: Dict[str, Any]) -> Optional[str]:
         """Flag an epoch whose mean loss is far above the run's first step's: a warning the first
@@ -335,7 +347,7 @@ class BaseTrainer:
         return None
 
     def fit(self, stop_after: Optional[int] = None) -> Dict[str, Any]:
-        cfg = self.config
+        cfg, task = self.config, self.task
         if self.main:
             self._open_writer()
         bar = tqdm(total=cfg.epochs, initial=self.epoch, desc="training", disable=not self.show_bars,
@@ -347,52 +359,48 @@ class BaseTrainer:
             first_step_loss = metrics.pop("first_step_loss", None)
             if self.loss_reference is None:
                 self.loss_reference = first_step_loss
-            metrics.update(self.evaluate(final=self.epoch == cfg.epochs))
+            metrics.update(task.evaluate(self.epoch, final=self.epoch == cfg.epochs))
             metrics = {"epoch": self.epoch, "lr": self.epoch_lr, **metrics}
             diverged = self._check_divergence(metrics)
             if self.main:
                 self._log(metrics)
-                best = self._better(metrics.get(self.score_key))
+                best = self._better(metrics.get(task.score_key))
                 if best:
-                    self.best_score, self.best_epoch = metrics[self.score_key], self.epoch
-                state = self.state()
-                save_atomic(state, self.ckpt_dir / "last.pt")
-                if best:
-                    save_atomic(state, self.ckpt_dir / "best.pt")
+                    self.best_score, self.best_epoch = metrics[task.score_key], self.epoch
+                self.run.save_checkpoint(self.state(), best)
             bar.update(1)
-            if self.score_key in metrics:
-                bar.set_postfix({self.score_key: f"{metrics[self.score_key]:.2f}", "λ": f"{metrics.get('lam_mean', float('nan')):.2f}"})
+            if task.score_key in metrics:
+                bar.set_postfix({task.score_key: f"{metrics[task.score_key]:.2f}",
+                                 "λ": f"{metrics.get('lam_mean', float('nan')):.2f}"})
             if not self.show_bars and self.main:
-                print(self.line(metrics), flush=True)
+                print(task.line(metrics, cfg.epochs), flush=True)
             if diverged or (stop_after is not None and self.epoch >= stop_after):
                 break
         bar.close()
         if self.writer is not None:
             self.writer.close()
-        if not self.main:
-            summary: Dict[str, Any] = {}
-        else:
-            history = read_metrics(self.run_dir)
-            self.plots(history)
+        summary: Dict[str, Any] = {}
+        if self.main:
+            history = self.run.read_metrics()
+            task.plots(self.run, history, self.last)
             summary = {
-                "run_dir": str(self.run_dir), "dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed,
+                "run_dir": str(self.run), "dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed,
                 "epochs_done": self.epoch, "epochs": cfg.epochs, "finished": self.epoch >= cfg.epochs,
-                f"best_{self.score_key}": self.best_score, "best_epoch": self.best_epoch,
+                f"best_{task.score_key}": self.best_score, "best_epoch": self.best_epoch,
                 "train_seconds": sum(m["seconds"] for m in history),
                 "epoch_seconds_mean": float(np.mean([m["seconds"] for m in history])) if history else None,
                 "device": str(self.device), "world_size": self.world,
                 "diverged_at_epoch": self.diverged_at, "extended": self.extensions,
-                **self.summary(history),
+                **task.summary(history),
             }
-            (self.run_dir / "summary.json").write_text(json.dumps(finite_json(summary), indent=2, allow_nan=False))
+            self.run.write_summary(summary)
         if diverged:
             raise TrainingError(f"the run diverged and was stopped (stop_on_divergence): {diverged}; lower the "
-                                f"learning rate; its checkpoint is in {self.run_dir}")
+                                f"learning rate; its checkpoint is in {self.run}")
         return summary
 
     def _log(self, metrics: Dict[str, Any]) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(finite_json(metrics), allow_nan=False) + "\n")
+        self.run.append_metrics(metrics)
         if self.writer is not None:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)) and k != "epoch":
@@ -405,141 +413,41 @@ class BaseTrainer:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise TrainingError("tensorboard: true needs the tensorboard package: pip install tensorboard") from None
-        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        self.writer = SummaryWriter(str(self.run.tensorboard))
 
 
-def read_metrics(run_dir: Path) -> List[Dict[str, Any]]:
-    """The epochs logged in ``run_dir/metrics.jsonl``. A torn last line (a run killed while writing
-    it) is dropped with a warning, the checkpoint being the truth; a broken line before it is a
-    :class:`TrainingError`."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    lines = [(i + 1, line) for i, line in enumerate(path.read_text(errors="replace").splitlines()) if line.strip()]
-    history = []
-    for n, (number, line) in enumerate(lines):
-        try:
-            m = json.loads(line)
-            if not isinstance(m, dict) or not isinstance(m.get("epoch"), int):
-                raise ValueError("not an epoch's record")
-        except ValueError:
-            if n == len(lines) - 1:
-                warn(f"{path}: its last line (line {number}) is torn and is dropped; the checkpoint holds the run's state")
-                break
-            raise TrainingError(f"{path}: line {number} is not an epoch's JSON record; the file is damaged "
-                                "(delete the line to go on)") from None
-        history.append(m)
-    return history
-
-
-def _truncate_metrics(run_dir: Path, epoch: int) -> None:
-    """Drop epochs logged after the checkpoint (a run killed between its log line and its checkpoint)."""
-    kept = [m for m in read_metrics(run_dir) if m["epoch"] <= epoch]
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(finite_json(m), allow_nan=False) + "\n" for m in kept))
-
-
-def check_new_run_dir(run_dir: Path) -> None:
-    """Refuse a run folder that cannot be made or already holds a run, before anything is written."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"run folder {run_dir} is a file, not a folder; choose another run_dir (--run-dir)")
-    if (run_dir / "checkpoints" / "last.pt").exists():
-        raise TrainingError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another run_dir")
-    existing = run_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"run folder {run_dir} cannot be made: {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"run folder {run_dir} cannot be made: {existing} is not writable")
-
-
-def _make_run_dir(run_dir: Path) -> Optional[Path]:
-    """mkdir -p; returns the topmost folder this made (None if ``run_dir`` existed)."""
-    top = None
-    for p in [run_dir, *run_dir.parents]:
-        if p.exists():
-            break
-        top = p
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return top
-
-
-def _discard_run(run_dir: Path, created: Optional[Path]) -> None:
-    """Remove what a run that never reached a checkpoint wrote: its folder if this run made it,
-    else the files it put into the folder it was given."""
-    if created is not None:
-        shutil.rmtree(created, ignore_errors=True)
-        return
-    for name in ("config.yaml", "metrics.jsonl", "summary.json"):
-        (run_dir / name).unlink(missing_ok=True)
-    for name in ("checkpoints", "plots", "tensorboard"):
-        shutil.rmtree(run_dir / name, ignore_errors=True)
-
-
-def _fit(trainer: BaseTrainer, stop_after: Optional[int], created: Optional[Path], fresh: bool) -> Dict[str, Any]:
+def _fit(trainer: Trainer, stop_after: Optional[int], created: Optional[Path], fresh: bool) -> Dict[str, Any]:
     """``trainer.fit`` with the run folder's fate on failure: kept when it holds a checkpoint (the run
     resumes from it), removed otherwise (``fresh`` runs only); Ctrl-C becomes :class:`RunInterrupted`."""
-    run_dir = trainer.run_dir
+    run = trainer.run
     try:
         return trainer.fit(stop_after)
     except BaseException as err:
-        resumable = (run_dir / "checkpoints" / "last.pt").is_file()
+        resumable = run.has_checkpoint()
         if fresh and not resumable and trainer.main:
-            _discard_run(run_dir, created)
+            run.discard(created)
         if isinstance(err, KeyboardInterrupt) and not isinstance(err, RunInterrupted):
-            raise RunInterrupted(run_dir, resumable) from None
+            raise RunInterrupted(run.path, resumable) from None
         raise
 
 
-def start_run(config, make_trainer: Callable[..., BaseTrainer], run_dir: Optional[Path] = None,
-              stop_after: Optional[int] = None, **kwargs) -> Dict[str, Any]:
-    """Validate, build the trainer (data, model, mixer), then create the run directory (rank 0),
-    write ``config.yaml`` and train. Whatever fails before the first checkpoint leaves no folder."""
+def start_run(config, make_task: Callable[..., Task], run_dir: Optional[Path] = None,
+              stop_after: Optional[int] = None, **task_kwargs) -> Dict[str, Any]:
+    """Validate, build the trainer (data, model, mixer), then create the run folder (rank 0), write
+    ``config.yaml`` and train. Whatever fails before the first checkpoint leaves no folder."""
     config.validate()
     dist.setup()
     if run_dir is None and config.run_dir is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path("runs") / f"{config.dataset}-{config.method}-seed{config.seed}-{stamp}"
-    run_dir = dist.broadcast_path(Path(run_dir or config.run_dir))
-    config.run_dir = str(run_dir)
+    run = RunDir(dist.broadcast_path(Path(run_dir or config.run_dir)))
+    config.run_dir = str(run)
     if dist.rank() == 0:
-        check_new_run_dir(run_dir)
-    trainer = make_trainer(config, run_dir, **kwargs)
-    created = None
-    if dist.rank() == 0:
-        created = _make_run_dir(run_dir)
-        try:
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
-            (run_dir / "metrics.jsonl").write_text("")
-        except OSError as err:
-            _discard_run(run_dir, created)
-            raise TrainingError(f"cannot write to the run folder {run_dir}: {err.strerror or err}") from None
+        run.check_new()
+    trainer = Trainer(config, run, make_task, **task_kwargs)
+    created = run.create(config) if dist.rank() == 0 else None
     dist.barrier()
     return _fit(trainer, stop_after, created, fresh=True)
-
-
-def load_run_config(run_dir: Path, config_from_dict: Callable[[Dict[str, Any], str], Any]):
-    """The config of the run in ``run_dir``; one-sentence errors for a missing folder, a missing,
-    empty or invalid ``config.yaml``."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise TrainingError(f"{run_dir} is not a run directory ({'a file' if run_dir.exists() else 'it does not exist'})")
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise TrainingError(f"{run_dir} is not a run directory (no config.yaml)")
-    try:
-        text = cfg_path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise TrainingError(f"{cfg_path} cannot be read ({type(err).__name__})") from None
-    values = load_yaml(text, str(cfg_path))
-    if not values:
-        raise TrainingError(f"{cfg_path} is empty, so the run's settings are unknown")
-    try:
-        return config_from_dict(values, str(cfg_path))
-    except ConfigError as err:
-        msg = str(err)
-        raise ConfigError(msg if str(cfg_path) in msg else f"{cfg_path}: {msg}") from None
 
 
 def _resume_note(config, done: int, old_epochs: int) -> str:
@@ -551,27 +459,26 @@ def _resume_note(config, done: int, old_epochs: int) -> str:
             f"as one started for {config.epochs} epochs")
 
 
-def resume_run(run_dir: Path, config_from_dict, make_trainer: Callable[..., BaseTrainer],
+def resume_run(run_dir: Path, config_from_dict, make_task: Callable[..., Task],
                stop_after: Optional[int] = None, epochs: Optional[int] = None, device: Optional[str] = None,
-               quiet: bool = False, **kwargs) -> Dict[str, Any]:
+               quiet: bool = False, **task_kwargs) -> Dict[str, Any]:
     """Continue a run from ``checkpoints/last.pt`` (a run killed mid-epoch restarts that epoch).
 
     epochs: a new length, at least the epochs already done: extends a finished or unfinished run,
             the schedule recomputed for the new length (said so on stdout; the config is updated).
     device: train the rest on another device. quiet: no progress bars.
     """
-    run_dir = Path(run_dir)
-    config = load_run_config(run_dir, config_from_dict)
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
-    if not ckpt_path.is_file():
-        raise TrainingError(f"{run_dir} has no checkpoint yet (it stopped during its first epoch); start it anew")
-    ckpt = load_checkpoint(ckpt_path, "cpu", required=RESUME_KEYS,
-                           alternative="copy it over last.pt and resume again, which trains the epochs after it anew")
+    run = RunDir(run_dir)
+    config = run.read_config(config_from_dict)
+    if not run.has_checkpoint():
+        raise TrainingError(f"{run} has no checkpoint yet (it stopped during its first epoch); start it anew")
+    ckpt = run.load_checkpoint("last", required=RESUME_KEYS,
+                               alternative="copy it over last.pt and resume again, which trains the epochs after it anew")
     done, old_epochs = int(ckpt["epoch"]), config.epochs
     changed = []
     if epochs is not None and epochs != config.epochs:
         if epochs < done:
-            raise ConfigError(f"--epochs {epochs}: the run in {run_dir} has already trained {done} epochs")
+            raise ConfigError(f"--epochs {epochs}: the run in {run} has already trained {done} epochs")
         config.epochs = epochs
         changed.append(f"epochs {old_epochs} -> {epochs}")
     if device is not None and device != config.device:
@@ -581,21 +488,21 @@ def resume_run(run_dir: Path, config_from_dict, make_trainer: Callable[..., Base
         config.quiet = True
     config.validate()
     dist.setup()
-    trainer = make_trainer(config, run_dir, **kwargs)
+    trainer = Trainer(config, run, make_task, **task_kwargs)
     try:
         trainer.load_state(ckpt)
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as err:
-        raise CheckpointError(f"checkpoint {ckpt_path} does not fit the run in {run_dir} "
+        raise CheckpointError(f"checkpoint {run.checkpoint()} does not fit the run in {run} "
                               f"({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
     if config.epochs != old_epochs:
         trainer.extensions.append({"at_epoch": done, "from_epochs": old_epochs, "to_epochs": config.epochs})
         trainer.recompute_schedule()
     if trainer.main:
-        _truncate_metrics(run_dir, trainer.epoch)
+        run.truncate_metrics(trainer.epoch)
         if changed:
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
+            run.write_config(config)
         note = f"; {_resume_note(config, done, old_epochs)}" if config.epochs != old_epochs else ""
-        print(f"resuming {run_dir} after epoch {done} of {config.epochs}"
+        print(f"resuming {run} after epoch {done} of {config.epochs}"
               + (f" ({', '.join(changed)})" if changed else "") + note, flush=True)
     dist.barrier()
     return _fit(trainer, stop_after, None, fresh=False)

@@ -1,0 +1,326 @@
+"""Person re-ID training: the strong baseline (Luo et al., CVPR-W 2019) with MixUp / AdaMixUp on its ID loss.
+
+The step is :class:`adamixup.reid.objective.ReIDObjective` (ID + triplet + center, top to bottom);
+this module builds it from a :class:`ReIDConfig` (the recipes in ``recipes/reid`` hold the papers'
+numbers; the code's defaults are neutral: plain ID loss, no tricks), feeds it PK batches, evaluates
+(mAP / CMC / mINP, optionally re-ranked) and draws the pictures.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from ..mixing import METHODS
+from ..models.reid_resnet import ReIDResNet50
+from ..train.config import RECIPE_DIR, ConfigError, RunConfig, load_recipe, update_config
+from ..train.engine import StepOutput, Task, TrainingError, build_optimizer, resume_run, select_device, start_run, trainable
+from ..train.rundir import RunDir
+from .data import ReIDData, ReIDImageDataset, describe
+from .datasets import READERS, read_reid_dataset
+from .features import FeatureSet, export_features, extract_features, load_features
+from .losses import CenterLoss, TripletLoss
+from .metrics import evaluate_features
+from .objective import ReIDObjective
+from .plots import plot_cmc, plot_ranked_lists, reid_curves
+from .sampler import PKBatchSampler
+from .transforms import build_test_transform, build_train_transform
+
+REID_DATASETS = tuple(READERS)
+REID_RECIPES = RECIPE_DIR / "reid"
+SCALARS = ("mAP", "rank1", "rank5", "rank10", "rank20", "mINP")
+
+
+@dataclass
+class ReIDConfig(RunConfig):
+    """A re-ID run. Neutral defaults (plain ID loss, no tricks, no pretrained weights); the strong
+    baseline and its ablation steps are recipes (``recipes/reid/bot*.yaml``)."""
+
+    dataset: str = "market1501"
+    dataset_args: Dict[str, Any] = field(default_factory=dict)  # the reader's options (cuhk01: split, num_test, shot)
+    # data
+    height: int = 256
+    width: int = 128
+    flip: float = 0.0  # probability of a horizontal flip
+    pad: int = 0  # pad-and-crop, pixels
+    random_erasing: float = 0.0
+    p: int = 16  # identities per batch
+    k: int = 4  # images per identity
+    workers: int = 4
+    # model
+    backbone: str = "resnet50"
+    pretrained: Optional[str] = None  # "imagenet" (torchvision's weights, downloaded) or a local file
+    last_stride: int = 2
+    neck: str = "none"
+    # losses (the ID loss is the mixer's; its label smoothing is set here)
+    label_smoothing: float = 0.0
+    triplet_weight: float = 0.0
+    triplet_margin: float = 0.3
+    soft_margin: bool = False
+    center_weight: float = 0.0
+    center_lr: float = 0.0  # the centers' own SGD step size per unit of center-loss gradient (α)
+    # evaluation
+    eval_every: int = 10
+    metric: str = "euclidean"
+    feat_norm: bool = True
+    rerank: bool = False
+
+    task_mixer_args: ClassVar[Tuple[str, ...]] = ("label_smoothing", "include_clean")
+    batch_key: ClassVar[str] = "p"
+
+    def task_mixer_options(self) -> Dict[str, Any]:
+        """Label smoothing of the ID loss, and the clean samples' features for the triplet and
+        center losses (MixUp passes them only with ``include_clean``)."""
+        options: Dict[str, Any] = {"label_smoothing": self.label_smoothing}
+        if "include_clean" in METHODS[self.method].options():
+            options["include_clean"] = True
+        return options
+
+    def validate(self) -> "ReIDConfig":
+        if not 0 <= self.label_smoothing < 1:
+            raise self.bad("label_smoothing", "must lie in [0, 1)")
+        self.validate_run(REID_DATASETS)
+        for key, allowed in {"neck": ("bnneck", "none"), "metric": ("euclidean", "cosine")}.items():
+            if getattr(self, key) not in allowed:
+                raise self.bad(key, f"must be one of {', '.join(allowed)}")
+        if self.last_stride not in (1, 2):
+            raise self.bad("last_stride", "must be 1 or 2")
+        for key in ("p", "k", "eval_every", "height", "width"):
+            if getattr(self, key) < 1:
+                raise self.bad(key, "must be at least 1")
+        for key in ("random_erasing", "flip"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise self.bad(key, "is a probability in [0, 1]")
+        for key in ("center_weight", "center_lr", "triplet_weight", "triplet_margin", "workers", "pad"):
+            if getattr(self, key) < 0:
+                raise self.bad(key, "must not be negative")
+        if self.center_weight > 0 and self.center_lr <= 0:
+            raise self.bad("center_lr", "the center loss (center_weight > 0) needs the centers' learning rate")
+        if self.k < 2 and self.triplet_weight > 0:
+            raise self.bad("k", "the triplet loss needs at least 2 images per identity")
+        reader = READERS[self.dataset]
+        accepted = set(inspect.signature(reader).parameters) - {"root"}
+        unknown = sorted(set(self.dataset_args) - accepted)
+        if unknown:
+            raise ConfigError(f"config key 'dataset_args.{unknown[0]}' is not an option of the {self.dataset} reader; "
+                              f"its options are {', '.join(sorted(accepted)) or 'none'}")
+        self.check_batch("p", self.p * self.k)
+        return self
+
+
+def list_reid_recipes() -> List[str]:
+    return sorted(p.stem for p in REID_RECIPES.glob("*.yaml"))
+
+
+def build_reid_config(recipe: Optional[str] = "bot", overrides: Optional[Dict[str, Any]] = None) -> ReIDConfig:
+    """Neutral defaults, then a re-ID recipe (a name in ``recipes/reid`` or a file; default ``bot``,
+    the strong baseline), then overrides; validated."""
+    config = ReIDConfig()
+    if recipe:
+        path = REID_RECIPES / f"{recipe}.yaml"
+        if not path.is_file() and not Path(recipe).is_file():
+            raise ConfigError(f"no re-ID recipe {recipe!r}; shipped re-ID recipes: {', '.join(list_reid_recipes())}")
+        source = path if path.is_file() else Path(recipe)
+        update_config(config, load_recipe(source), str(source))
+    if overrides:
+        update_config(config, overrides, "the command line")
+    return config.validate()
+
+
+def reid_config_from_dict(values: Dict[str, Any], source: str) -> ReIDConfig:
+    return update_config(ReIDConfig(), values, source).validate()
+
+
+def build_reid_model(config: ReIDConfig, num_classes: int, pretrained: bool = True) -> ReIDResNet50:
+    """The config's network; ``pretrained=False`` skips the weights file (a checkpoint follows)."""
+    weights = (True if config.pretrained == "imagenet" else config.pretrained) if pretrained else None
+    try:
+        return ReIDResNet50(num_classes=num_classes, last_stride=config.last_stride, neck=config.neck,
+                            pretrained=weights, backbone=config.backbone)
+    except ValueError as err:  # a missing or mismatched weights file, an unknown backbone
+        raise TrainingError(str(err)) from None
+    except OSError as err:  # the download of torchvision's ImageNet weights failed (offline)
+        raise TrainingError(
+            f"cannot download torchvision's ImageNet weights for {config.backbone} ({err}); download them on a "
+            "machine that is online and pass --pretrained PATH, or train from scratch with --set pretrained=null") from None
+
+
+def read_data(config: ReIDConfig, verbose: bool = False) -> ReIDData:
+    if not config.data_root:
+        raise TrainingError(f"re-ID training needs --data-root, the folder holding {config.dataset}")
+    data = read_reid_dataset(config.dataset, config.data_root, **config.dataset_args)
+    if verbose:
+        describe(data)
+    return data
+
+
+def test_loaders(config: ReIDConfig, data: ReIDData, batch_size: int = 128) -> Tuple[DataLoader, DataLoader]:
+    transform = build_test_transform((config.height, config.width))
+    make = lambda split: DataLoader(ReIDImageDataset(split, transform), batch_size=batch_size, shuffle=False,  # noqa: E731
+                                    num_workers=config.workers, pin_memory=torch.cuda.is_available())
+    return make(data.query), make(data.gallery)
+
+
+def evaluate_feature_sets(qf: FeatureSet, gf: FeatureSet, config: ReIDConfig, rerank: bool = False) -> Dict[str, Any]:
+    """mAP / CMC / mINP (in %) of query and gallery features, with the config's metric and
+    normalization (:func:`adamixup.reid.metrics.evaluate_features`), plus the curves for pictures."""
+    r = evaluate_features(qf.features, gf.features, qf.pids, gf.pids, qf.camids, gf.camids, metric=config.metric,
+                          normalize=config.feat_norm, rerank=rerank)
+    cmc = np.asarray(r["cmc"])
+    return {"mAP": 100 * float(r["mAP"]), "rank1": 100 * float(cmc[0]), "rank5": 100 * float(cmc[4]),
+            "rank10": 100 * float(cmc[9]), "rank20": 100 * float(cmc[19]), "mINP": 100 * float(r["mINP"]),
+            "cmc": cmc, "distmat": r["distmat"], "query": qf, "gallery": gf}
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, config: ReIDConfig, data: ReIDData, device: torch.device,
+                   rerank: bool = False) -> Dict[str, Any]:
+    """Features of query and gallery (after the BNNeck), then :func:`evaluate_feature_sets`."""
+    q_loader, g_loader = test_loaders(config, data)
+    return evaluate_feature_sets(extract_features(model, q_loader, device), extract_features(model, g_loader, device),
+                                 config, rerank)
+
+
+class ReIDTask(Task):
+    """The strong baseline's training on PK batches, evaluated on query vs gallery."""
+
+    score_key = "mAP"
+    higher_is_better = True
+
+    def __init__(self, config: ReIDConfig, device: torch.device, rank: int, world: int, data: Optional[ReIDData] = None):
+        self.config, self.device, self.main = config, device, rank == 0
+        self.data = data if data is not None else read_data(config, verbose=self.main)
+        n = self.data.num_train_pids
+        self.model = build_reid_model(config, n).to(device)
+        self.center = CenterLoss(n, self.model.num_features).to(device) if config.center_weight > 0 else None
+        triplet = TripletLoss(config.triplet_margin, soft_margin=config.soft_margin) if config.triplet_weight > 0 else None
+        self.mixer = METHODS[config.method].build(self.model, 3, **config.mixer_args, **config.task_mixer_options()).to(device)
+        self.objective = ReIDObjective(self.model, self.mixer, triplet, self.center, config.triplet_weight,
+                                       config.center_weight)
+        self.sampler = PKBatchSampler(self.data.train.pids, config.p, config.k, seed=config.seed,
+                                      num_replicas=world, rank=rank)
+        transform = build_train_transform((config.height, config.width), flip_p=config.flip, padding=config.pad,
+                                          erasing_p=config.random_erasing)
+        self.loader = DataLoader(ReIDImageDataset(self.data.train, transform), batch_sampler=self.sampler,
+                                 num_workers=config.workers, pin_memory=device.type == "cuda",
+                                 persistent_workers=config.workers > 0)
+        self.steps_per_epoch = len(self.sampler)
+        if self.steps_per_epoch == 0:
+            raise TrainingError(f"{config.dataset}'s training split gives no PK batch of p={config.p} × k={config.k}")
+        self.last_eval: Optional[Dict[str, Any]] = None
+
+    def modules(self) -> Dict[str, nn.Module]:
+        return {"model": self.model, "mixer": self.mixer, "center": self.center or nn.Module()}
+
+    def optimizers(self) -> List[torch.optim.Optimizer]:
+        main = build_optimizer(self.config, trainable(self.model, self.mixer))
+        if self.center is None:
+            return [main]
+        # the strong baseline divides the centers' gradient by β before an SGD step at lr α: the same step
+        return [main, torch.optim.SGD(self.center.parameters(), lr=self.config.center_lr / self.config.center_weight)]
+
+    def batches(self, epoch: int, generator: torch.Generator) -> Iterator[Tuple[Tensor, Tensor]]:
+        self.sampler.set_epoch(epoch)
+        for x, y, _ in self.loader:
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def evaluate(self, epoch: int, final: bool) -> Dict[str, Any]:
+        if not (final or epoch % self.config.eval_every == 0) or not self.main:
+            return {}
+        self.last_eval = evaluate_model(self.model, self.config, self.data, self.device)
+        return {k: self.last_eval[k] for k in SCALARS}
+
+    def line(self, m: Dict[str, Any], epochs: int) -> str:
+        ev = f" mAP {m['mAP']:.1f} rank-1 {m['rank1']:.1f}" if "mAP" in m else ""
+        return f"epoch {m['epoch']}/{epochs} loss {m['train_loss']:.4f}{ev} ({m['seconds']:.1f}s)"
+
+    def plots(self, run: RunDir, history: List[Dict[str, Any]], last: Optional[StepOutput]) -> None:
+        from .. import plots as classification_plots
+
+        evals = [m for m in history if "mAP" in m]
+        reid_curves(history, run.plots / "learning_curves.png", title=f"{self.config.dataset} · {self.config.method}")
+        if any("lam_hist" in m for m in history):
+            classification_plots.lambda_distribution(history, run.plots / "lambda_distribution.png")
+        if self.last_eval is not None and evals:
+            ev = self.last_eval
+            plot_cmc(ev["cmc"], run.plots / "cmc.png", title=f"CMC, epoch {evals[-1]['epoch']}")
+            plot_ranked_lists(ev["distmat"], self.data.query, self.data.gallery, run.plots / "ranked_lists.png")
+
+    def summary(self, history: List[Dict[str, Any]]) -> Dict[str, Any]:
+        evals = [m for m in history if "mAP" in m]
+        return {"final": {k: evals[-1][k] for k in SCALARS} if evals else None, "backbone": self.config.backbone}
+
+
+def train_reid(config: ReIDConfig, run_dir: Optional[Path] = None, stop_after: Optional[int] = None,
+               data: Optional[ReIDData] = None) -> Dict[str, Any]:
+    return start_run(config, ReIDTask, run_dir, stop_after, data=data)
+
+
+def resume_reid(run_dir: Path, stop_after: Optional[int] = None, data: Optional[ReIDData] = None,
+                epochs: Optional[int] = None, device: Optional[str] = None, quiet: bool = False) -> Dict[str, Any]:
+    return resume_run(run_dir, reid_config_from_dict, ReIDTask, stop_after, epochs=epochs, device=device,
+                      quiet=quiet, data=data)
+
+
+def load_trained(run_dir: Path, checkpoint: str = "last", device: str = "auto") -> Tuple[ReIDConfig, ReIDData, nn.Module]:
+    """A trained re-ID run, rebuilt: ``(config, data, model on the device)``. The one way to get a
+    trained re-ID network back from its run folder."""
+    run = RunDir(run_dir)
+    config = run.read_config(reid_config_from_dict)
+    run.load_checkpoint(checkpoint, required=("model",), alternative="use it with --checkpoint {name}")
+    data = read_data(config)
+    model = build_reid_model(config, data.num_train_pids, pretrained=False)
+    run.load_weights(model, checkpoint)
+    return config, data, model.to(select_device(device))
+
+
+def evaluate_reid_run(run_dir: Optional[Path], checkpoint: str = "last", rerank: bool = False, device: str = "auto",
+                      features: Optional[Path] = None) -> Dict[str, Any]:
+    """mAP / CMC / mINP of a saved run, or of exported features (``features``: a folder holding
+    ``query.npz`` and ``gallery.npz``, as :func:`export_reid_features` writes); writes the CMC curve
+    and ranked lists to the run's (or the feature folder's) ``plots/``."""
+    if features is not None:
+        features = Path(features)
+        if not features.is_dir():
+            raise TrainingError(f"feature folder {features} {'is a file' if features.exists() else 'does not exist'}; "
+                                "`adamixup reid export RUN_DIR` writes one (query.npz and gallery.npz)")
+        try:
+            qf, gf = load_features(features / "query.npz"), load_features(features / "gallery.npz")
+        except ValueError as err:
+            raise TrainingError(" ".join(str(err).split())) from None
+        config = ReIDConfig()
+        if run_dir is not None and RunDir(run_dir).config_path.is_file():
+            config = RunDir(run_dir).read_config(reid_config_from_dict)
+        result = evaluate_feature_sets(qf, gf, config, rerank)
+        plot_dir, query, gallery = features / "plots", qf, gf
+    else:
+        config, data, model = load_trained(Path(run_dir), checkpoint, device)
+        result = evaluate_model(model, config, data, next(model.parameters()).device, rerank=rerank)
+        plot_dir, query, gallery = RunDir(run_dir).plots, data.query, data.gallery
+    tag = "rerank" if rerank else "plain"
+    plot_cmc(result["cmc"], plot_dir / f"cmc_{checkpoint}_{tag}.png", title=f"CMC ({'re-ranked' if rerank else 'plain distance'})")
+    plot_ranked_lists(result["distmat"], query, gallery, plot_dir / f"ranked_lists_{checkpoint}_{tag}.png")
+    return {k: result[k] for k in SCALARS}
+
+
+def export_reid_features(run_dir: Path, out: Optional[Path] = None, checkpoint: str = "last", device: str = "auto") -> Path:
+    """Query and gallery features of a saved run (after the BNNeck) to ``query.npz`` and
+    ``gallery.npz`` (features, pids, camids, paths) in ``out`` (default ``RUN_DIR/features``)."""
+    config, data, model = load_trained(Path(run_dir), checkpoint, device)
+    dev = next(model.parameters()).device
+    q_loader, g_loader = test_loaders(config, data)
+    out = Path(out) if out else RunDir(run_dir).features
+    for name, loader in (("query", q_loader), ("gallery", g_loader)):
+        fs = extract_features(model, loader, dev)
+        export_features(out / f"{name}.npz", fs.features, fs.pids, fs.camids, fs.paths)
+    return out
+
+
+__all__ = ["ReIDConfig", "ReIDTask", "build_reid_config", "train_reid", "resume_reid", "evaluate_reid_run",
+           "export_reid_features", "list_reid_recipes", "load_trained"]
