@@ -220,3 +220,13 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 1
     assert "not a run directory" in capsys.readouterr().err
     assert main(["recipes"]) == 0 and "cifar10_s" in capsys.readouterr().out
+
+
+def test_validation_split_is_scored_instead_of_the_test_split(tmp_path):
+    summary = train(fast_config(epochs=1, validation_fraction=0.2), tmp_path / "v")
+    line = json.loads((tmp_path / "v" / "metrics.jsonl").read_text().splitlines()[0])
+    assert "val_error" in line and "test_error" not in line  # the test split is never scored
+    assert summary["eval_split"] == "validation" and summary["final_val_error"] == line["val_error"]
+    assert (tmp_path / "v" / "plots" / "learning_curves.png").is_file()
+    with pytest.raises(ConfigError, match="validation_fraction"):
+        fast_config(validation_fraction=1.5)

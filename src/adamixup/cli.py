@@ -192,8 +192,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         summary = train(config)
     if summary:
-        print(f"test error {summary['final_test_error']:.2f}% after {summary['epochs_done']} epochs "
-              f"(best {summary['best_test_error']:.2f}% at epoch {summary['best_epoch']}); "
+        key = "val_error" if summary.get("eval_split") == "validation" else "test_error"
+        print(f"{key.replace('_', ' ').replace('val ', 'validation ')} {summary['final_' + key]:.2f}% after "
+              f"{summary['epochs_done']} epochs (best {summary['best_' + key]:.2f}% at epoch {summary['best_epoch']}); "
               f"{summary['train_seconds']:.0f}s; run directory {summary['run_dir']}")
     return 0
 
@@ -202,8 +203,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .train import evaluate_run
 
     result = evaluate_run(Path(args.run_dir), args.checkpoint, args.device)
-    print(f"{result['dataset']} test set ({result['test_samples']} images), {args.checkpoint}.pt of epoch "
-          f"{result['epoch']}: test error {result['test_error']:.2f}%")
+    split = result["eval_split"]
+    error = result["val_error" if split == "validation" else "test_error"]
+    print(f"{result['dataset']} {split} set ({result['samples']} images), {args.checkpoint}.pt of epoch "
+          f"{result['epoch']}: {split} error {error:.2f}%")
     print("| class | error (%) |\n|---|---:|")
     for name, err in result["per_class_error"].items():
         print(f"| {name} | {err:.2f} |")

@@ -44,11 +44,12 @@ def learning_curves(history: List[Dict[str, Any]], path: Path, title: str = "") 
             ax_loss.plot(epochs, [m[key] for m in history], marker=".", label=key.replace("loss_", "").replace("_", " "))
     ax_loss.set(xlabel="epoch", ylabel="loss", title="training loss by term")
     ax_loss.legend(fontsize=8)
-    for key, style in (("train_error", "--"), ("test_error", "-")):
+    score = "val_error" if history and "val_error" in history[0] else "test_error"  # the split the run scored
+    for key, style in (("train_error", "--"), (score, "-")):
         ax_err.plot(epochs, [m[key] for m in history], style, marker=".", label=key.replace("_", " "))
     if history:
-        best = min(history, key=lambda m: m["test_error"])
-        ax_err.annotate(f"best {best['test_error']:.2f}%", (best["epoch"], best["test_error"]), fontsize=8,
+        best = min(history, key=lambda m: m[score])
+        ax_err.annotate(f"best {best[score]:.2f}%", (best["epoch"], best[score]), fontsize=8,
                         xytext=(0, 12), textcoords="offset points", ha="center")
     ax_err.set(xlabel="epoch", ylabel="error (%)", title="error", yscale="log")
     plain = FuncFormatter(lambda v, _: f"{v:g}")

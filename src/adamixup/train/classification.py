@@ -42,7 +42,13 @@ def build_classifier(config: TrainConfig, in_channels: int, num_classes: int) ->
 
 def load_data(config: TrainConfig) -> Dataset:
     return load_dataset(config.dataset, config.data_root, train_fraction=config.train_fraction, seed=config.seed,
-                        fold=config.fold, num_folds=config.num_folds)
+                        fold=config.fold, num_folds=config.num_folds, validation_fraction=config.validation_fraction)
+
+
+def eval_key(data: Dataset) -> str:
+    """The metric a run reports on its evaluation split: ``test_error``, or ``val_error`` when a
+    validation split is held out (the test split is then never scored)."""
+    return "val_error" if data.eval_split == "validation" else "test_error"
 
 
 class ClassificationObjective(nn.Module):
@@ -105,6 +111,7 @@ class ClassificationTask(Task):
     def __init__(self, config: TrainConfig, device: torch.device, rank: int, world: int, data: Optional[Dataset] = None):
         self.config, self.device, self.rank, self.world = config, device, rank, world
         self.data = d = data if data is not None else load_data(config)
+        self.score_key = eval_key(d)
         # the whole uint8 training set lives on the training device: no host-to-device copy per step
         self.train_x, self.train_y = d.train_x.to(device), d.train_y.to(device)
         self.augment = BatchAugment(d.mean, d.std, pad=d.pad if config.augment else 0,
@@ -148,12 +155,13 @@ class ClassificationTask(Task):
         test_pred = predict(self.model, d.test_x, self.augment, cfg.eval_batch_size, self.device, cfg.precision)
         idx = self.train_eval_idx
         train_pred = predict(self.model, d.train_x[idx], self.augment, cfg.eval_batch_size, self.device, cfg.precision)
-        return {"test_error": error_rate(test_pred, d.test_y), "train_error": error_rate(train_pred, d.train_y[idx])}
+        return {self.score_key: error_rate(test_pred, d.test_y), "train_error": error_rate(train_pred, d.train_y[idx])}
 
     def line(self, m: Dict[str, Any], epochs: int) -> str:
         lam = f" λ {m['lam_mean']:.2f}±{m['lam_std']:.2f}" if "lam_mean" in m else ""
+        split = "val" if self.score_key == "val_error" else "test"
         return (f"epoch {m['epoch']}/{epochs} loss {m['train_loss']:.4f} train err {m['train_error']:.2f}% "
-                f"test err {m['test_error']:.2f}%{lam} ({m['seconds']:.1f}s)")
+                f"{split} err {m[self.score_key]:.2f}%{lam} ({m['seconds']:.1f}s)")
 
     def plots(self, run: RunDir, history: List[Dict[str, Any]], last: Optional[StepOutput]) -> None:
         title = f"{self.config.dataset} · {self.config.method}"
@@ -169,7 +177,8 @@ class ClassificationTask(Task):
                              self.data.std, run.plots / "mixed_samples.png")
 
     def summary(self, history: List[Dict[str, Any]]) -> Dict[str, Any]:
-        return {"model": self.config.model, "final_test_error": history[-1]["test_error"] if history else None}
+        return {"model": self.config.model, "eval_split": self.data.eval_split,
+                f"final_{self.score_key}": history[-1][self.score_key] if history else None}
 
 
 def train(config: TrainConfig, run_dir: Optional[Path] = None, stop_after: Optional[int] = None,
@@ -213,6 +222,6 @@ def evaluate_run(run_dir: Path, checkpoint: str = "last", device: str = "auto") 
     pred = predict(model, data.test_x, augment, config.eval_batch_size, dev)
     return {
         "run_dir": str(run_dir), "checkpoint": checkpoint, "epoch": ckpt["epoch"], "dataset": config.dataset,
-        "test_samples": len(data.test_y), "test_error": error_rate(pred, data.test_y),
+        "eval_split": data.eval_split, "samples": len(data.test_y), eval_key(data): error_rate(pred, data.test_y),
         "per_class_error": dict(zip(data.classes, per_class_error(pred, data.test_y, data.num_classes))),
     }

@@ -179,6 +179,9 @@ class TrainConfig(RunConfig):
     epochs: int = 15
     # data
     train_fraction: float = 1.0
+    # a stratified share of the training split held out and scored instead of the test split (val_error):
+    # choose settings on it, never on the test split
+    validation_fraction: float = 0.0
     fold: Optional[int] = None  # embedded sets: use stratified fold `fold` of `num_folds` as the test set
     num_folds: int = 5
     augment: bool = True
@@ -209,6 +212,8 @@ class TrainConfig(RunConfig):
             raise self.bad("train_eval_samples", "must not be negative")
         if not 0 < self.train_fraction <= 1:
             raise self.bad("train_fraction", "must lie in (0, 1]")
+        if not 0 <= self.validation_fraction < 1:
+            raise self.bad("validation_fraction", "must be 0 (off) or lie in (0, 1)")
         self.check_batch("batch_size", self.batch_size)
         return self
 
