@@ -19,6 +19,7 @@ def readme_commands():
 
     blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
     for block in blocks:
+        block = re.sub(r"\\\n\s*", " ", block)  # continuation lines: one command
         for line in block.splitlines():
             line = line.split(" #")[0].strip()
             if line.startswith("adamixup "):

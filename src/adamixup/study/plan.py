@@ -163,21 +163,6 @@ def _bad(source: str, key: str, why: str) -> StudyError:
     return StudyError(f"plan {source}: key {key!r} {why}")
 
 
-# YAML as the recipes read it: floats may be written 1e-4 (YAML 1.1 wants 1.0e-4 and reads 1e-4 as a string)
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-_FLOAT = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""", re.X)
-_Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
-                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
-
-
 def list_plans() -> List[str]:
     """The names of the plans shipped in ``recipes/studies``."""
     return sorted(p.stem for p in PLAN_DIR.glob("*.yaml"))
@@ -195,9 +180,11 @@ def find_plan(name_or_path: Union[str, Path]) -> Path:
 
 def load_plan(name_or_path: Union[str, Path]) -> Plan:
     """Read and check a plan: a YAML file, or the name of a shipped plan (``quick``)."""
+    from ..train.config import YAMLLoader  # YAML as the recipes read it: floats may be written 1e-4
+
     path = find_plan(name_or_path)
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader)
+        data = yaml.load(path.read_text(), Loader=YAMLLoader)
     except (OSError, UnicodeDecodeError) as err:
         raise StudyError(f"plan {path} cannot be read ({type(err).__name__}: {err})") from None
     except yaml.YAMLError as err:

@@ -28,7 +28,7 @@ class ConfigError(ValueError):
     """A bad recipe or ``--set`` value; the message names the key."""
 
 
-class _Loader(yaml.SafeLoader):
+class YAMLLoader(yaml.SafeLoader):
     """YAML 1.1 as PyYAML reads it, except that floats may be written as everyone writes them:
     ``1e-4``, ``5E3``, ``.5e-2`` (YAML 1.1 wants ``1.0e-4`` and reads ``1e-4`` as a string)."""
 
@@ -38,16 +38,16 @@ _FLOAT = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""", re.X)
-_Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
+YAMLLoader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
                                    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+YAMLLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
 def load_yaml(text: str, source: str) -> Any:
     """Parse YAML text (a recipe, a saved config, a ``--set`` value); a syntax error is a
     :class:`ConfigError` naming ``source``."""
     try:
-        return yaml.load(text, Loader=_Loader)
+        return yaml.load(text, Loader=YAMLLoader)
     except yaml.YAMLError as err:
         raise ConfigError(f"{source} is not valid YAML: {' '.join(str(err).split())}") from None
 
