@@ -46,25 +46,22 @@ def scratch_dir(root: Path, run: Run) -> Path:
 
 
 def _finished_summary(run_dir: Path) -> Optional[Dict[str, Any]]:
-    import json
+    from ..train import RunDir
 
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if isinstance(summary, dict) and summary.get("finished") else None
+    summary = RunDir(run_dir).read_summary()
+    return summary if summary is not None and summary.get("finished") else None
 
 
 def train_or_resume(config: Dict[str, Any], run_dir: Path, device: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]], bool]:
     """Train ``config`` into the scratch folder ``run_dir``: read back a finished run, resume one with a
     checkpoint, else start anew (removing what a run killed before its first checkpoint left)."""
-    from ..train import build_config, read_metrics, train
+    from ..train import RunDir, build_config, read_metrics, train
 
     run_dir = Path(run_dir)
     summary = _finished_summary(run_dir) if run_dir.is_dir() else None
     if summary is not None:
         return summary, read_metrics(run_dir), True
-    if (run_dir / "checkpoints" / "last.pt").is_file():
+    if RunDir(run_dir).has_checkpoint():
         try:
             from ..train import resume
 
