@@ -278,6 +278,8 @@ def test_validation_split_on_mnist5k_and_an_image_folder(tmp_path):
     f = load_dataset("imagefolder", root=str(tmp_path / "f"), validation_fraction=0.25, cache=False)
     assert (len(f.train_y), len(f.test_y), f.eval_split) == (9, 3, "validation")
     assert f.test_y.tolist() == [0, 1, 2]
+    s = load_dataset("imagefolder", root=str(tmp_path / "f"), train_fraction=0.5, seed=1)  # the -S variant
+    assert s.train_y.tolist() == [0, 0, 1, 1, 2, 2] and s.eval_split == "test" and len(s.test_y) == 3
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5, float("nan"), "0.1", True])

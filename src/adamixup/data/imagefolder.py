@@ -39,7 +39,7 @@ import os
 import warnings
 import zipfile
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 

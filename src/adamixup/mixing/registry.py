@@ -1,4 +1,4 @@
-"""The methods, by name: the only list of them. Config validation, the CLI's choices, the trainers
+"""The methods, by name: the only list of them. Config validation, the CLI, the trainers
 and the studies all read :data:`METHODS`.
 
 A method is a mixer class and the options it fixes (``adamixup-paper`` is AdaMixUp with the paper's
