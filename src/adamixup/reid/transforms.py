@@ -1,9 +1,11 @@
 """Image transforms of the re-ID strong baseline (Luo et al., "Bag of Tricks and a Strong Baseline
 for Deep Person Re-identification", CVPR-W 2019), built from torchvision's ``transforms.v2``.
 
-Training: resize to 256×128, horizontal flip (p 0.5), pad 10 pixels and crop back at a random
-place, to a float tensor, ImageNet normalization, random erasing (Zhong et al., AAAI 2020; p 0.5,
-area 2–40 % of the image, aspect ratio 0.3–3.33). Test: resize and normalize.
+Training: resize, horizontal flip (probability ``flip_p``), pad ``padding`` pixels and crop back at a
+random place, to a float tensor, ImageNet normalization, random erasing (Zhong et al., AAAI 2020;
+probability ``erasing_p``, area 2–40 % of the image, aspect ratio 0.3–3.33). Test: resize and
+normalize. The strong baseline's values (256×128, flip 0.5, pad 10, erasing 0.5) live in its recipes
+(``recipes/reid/bot*.yaml``); the defaults here switch every augmentation off.
 
 These run per image in DataLoader workers (PIL in, ``(3, H, W)`` float tensor out): re-ID images
 come in assorted sizes, so they must be decoded and resized one by one anyway.
@@ -21,9 +23,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def build_train_transform(
     size: Tuple[int, int] = (256, 128),
-    flip_p: float = 0.5,
-    padding: int = 10,
-    erasing_p: float = 0.5,
+    flip_p: float = 0.0,
+    padding: int = 0,
+    erasing_p: float = 0.0,
     erasing_scale: Tuple[float, float] = (0.02, 0.4),
     erasing_ratio: Tuple[float, float] = (0.3, 3.33),
     mean: Sequence[float] = IMAGENET_MEAN,
