@@ -11,3 +11,9 @@ def few_threads():
     torch.set_num_threads(min(before, 2))
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def image_cache_in_tmp(tmp_path_factory, monkeypatch):
+    # image-folder caches go to a temporary folder, never into the user's ~/.cache
+    monkeypatch.setenv("ADAMIXUP_CACHE", str(tmp_path_factory.getbasetemp() / "adamixup-cache"))
