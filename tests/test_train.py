@@ -230,3 +230,17 @@ def test_validation_split_is_scored_instead_of_the_test_split(tmp_path):
     assert (tmp_path / "v" / "plots" / "learning_curves.png").is_file()
     with pytest.raises(ConfigError, match="validation_fraction"):
         fast_config(validation_fraction=1.5)
+
+
+def test_eval_every_skips_evaluations_but_not_the_last_and_changes_no_result(tmp_path):
+    every = train(fast_config(method="mixup", epochs=3), tmp_path / "every")
+    sparse = train(fast_config(method="mixup", epochs=3, eval_every=2), tmp_path / "sparse")
+    lines = [json.loads(x) for x in (tmp_path / "sparse" / "metrics.jsonl").read_text().splitlines()]
+    assert [("test_error" in m, "train_error" in m) for m in lines] == [(False, False), (True, True), (True, True)]
+    full = [json.loads(x) for x in (tmp_path / "every" / "metrics.jsonl").read_text().splitlines()]
+    # evaluation draws no random numbers and changes no state: the same training, the same final error
+    assert [m["train_loss"] for m in lines] == pytest.approx([m["train_loss"] for m in full], rel=1e-6)
+    assert sparse["final_test_error"] == pytest.approx(every["final_test_error"], abs=1e-9)
+    assert (tmp_path / "sparse" / "plots" / "learning_curves.png").is_file()
+    with pytest.raises(ConfigError, match="eval_every"):
+        fast_config(eval_every=0).validate()

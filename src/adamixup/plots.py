@@ -44,11 +44,13 @@ def learning_curves(history: List[Dict[str, Any]], path: Path, title: str = "") 
             ax_loss.plot(epochs, [m[key] for m in history], marker=".", label=key.replace("loss_", "").replace("_", " "))
     ax_loss.set(xlabel="epoch", ylabel="loss", title="training loss by term")
     ax_loss.legend(fontsize=8)
-    score = "val_error" if history and "val_error" in history[0] else "test_error"  # the split the run scored
+    score = "val_error" if any("val_error" in m for m in history) else "test_error"  # the split the run scored
+    evaluated = [m for m in history if score in m]  # eval_every > 1 leaves epochs without errors
     for key, style in (("train_error", "--"), (score, "-")):
-        ax_err.plot(epochs, [m[key] for m in history], style, marker=".", label=key.replace("_", " "))
-    if history:
-        best = min(history, key=lambda m: m[score])
+        ax_err.plot([m["epoch"] for m in evaluated], [m[key] for m in evaluated], style, marker=".",
+                    label=key.replace("_", " "))
+    if evaluated:
+        best = min(evaluated, key=lambda m: m[score])
         ax_err.annotate(f"best {best[score]:.2f}%", (best["epoch"], best[score]), fontsize=8,
                         xytext=(0, 12), textcoords="offset points", ha="center")
     ax_err.set(xlabel="epoch", ylabel="error (%)", title="error", yscale="log")

@@ -54,7 +54,7 @@ RESERVED = ("method", "mixer_args", "seed", "fold", "num_folds", "run_dir", "dev
 # than the data: not part of a run's identity, so that a record made on another machine (another device, another
 # path to the same data, channels-last or compiled on a GPU) stands for the run
 NOT_IN_IDENTITY = ("run_dir", "quiet", "tensorboard", "stop_on_divergence", "device", "data_root", "channels_last",
-                   "compile", "eval_batch_size")
+                   "compile", "eval_batch_size", "eval_every")
 TESTS = ("wilcoxon", "signflip")
 INTERVALS = ("cluster", "stratified", "pairs")
 STATISTICS = {"test": "wilcoxon", "interval": "cluster", "resamples": 10_000, "level": 0.95, "seed": 0}

@@ -152,6 +152,8 @@ class ClassificationTask(Task):
 
     def evaluate(self, epoch: int, final: bool) -> Dict[str, float]:
         cfg, d = self.config, self.data
+        if not (final or epoch % cfg.eval_every == 0):
+            return {}  # an epoch between evaluations: its metrics line holds the training terms only
         test_pred = predict(self.model, d.test_x, self.augment, cfg.eval_batch_size, self.device, cfg.precision)
         idx = self.train_eval_idx
         train_pred = predict(self.model, d.train_x[idx], self.augment, cfg.eval_batch_size, self.device, cfg.precision)
@@ -160,8 +162,9 @@ class ClassificationTask(Task):
     def line(self, m: Dict[str, Any], epochs: int) -> str:
         lam = f" λ {m['lam_mean']:.2f}±{m['lam_std']:.2f}" if "lam_mean" in m else ""
         split = "val" if self.score_key == "val_error" else "test"
-        return (f"epoch {m['epoch']}/{epochs} loss {m['train_loss']:.4f} train err {m['train_error']:.2f}% "
-                f"{split} err {m[self.score_key]:.2f}%{lam} ({m['seconds']:.1f}s)")
+        errors = (f" train err {m['train_error']:.2f}% {split} err {m[self.score_key]:.2f}%"
+                  if self.score_key in m else "")
+        return f"epoch {m['epoch']}/{epochs} loss {m['train_loss']:.4f}{errors}{lam} ({m['seconds']:.1f}s)"
 
     def plots(self, run: RunDir, history: List[Dict[str, Any]], last: Optional[StepOutput]) -> None:
         title = f"{self.config.dataset} · {self.config.method}"
@@ -178,7 +181,7 @@ class ClassificationTask(Task):
 
     def summary(self, history: List[Dict[str, Any]]) -> Dict[str, Any]:
         return {"model": self.config.model, "eval_split": self.data.eval_split,
-                f"final_{self.score_key}": history[-1][self.score_key] if history else None}
+                f"final_{self.score_key}": history[-1].get(self.score_key) if history else None}
 
 
 def train(config: TrainConfig, run_dir: Optional[Path] = None, stop_after: Optional[int] = None,

@@ -192,6 +192,7 @@ class TrainConfig(RunConfig):
     # evaluation
     eval_batch_size: int = 1000
     train_eval_samples: int = 1000  # fixed subset of the training set on which train error is measured
+    eval_every: int = 1  # evaluate every N epochs (and always after the last): long CPU runs save the time
 
     def validate(self) -> "TrainConfig":
         from ..data import DATASETS
@@ -205,7 +206,7 @@ class TrainConfig(RunConfig):
             check_model_spec(self.model, self.model_args)
         except ModelError as err:
             raise ConfigError(f"config key 'model': {err}") from None
-        for key in ("batch_size", "eval_batch_size", "num_folds"):
+        for key in ("batch_size", "eval_batch_size", "num_folds", "eval_every"):
             if getattr(self, key) < 1:
                 raise self.bad(key, "must be at least 1")
         if self.train_eval_samples < 0:
