@@ -14,7 +14,7 @@ ALLOWED = {
     "cli": {"study", "reid", "train", "mixing", "models", "data", "plots", "__init__"},
     "__main__": {"cli"},
     "__init__": {"mixing", "models", "data", "train", "reid", "study", "plots"},
-    "study": {"train", "mixing", "models", "data", "plots"},
+    "study": {"train", "reid", "mixing", "models", "data", "plots"},  # a plan runs classification or re-ID runs
     "reid": {"train", "mixing", "models", "data", "plots"},
     "train": {"mixing", "models", "data", "plots"},
     "mixing": {"models"},

@@ -13,7 +13,6 @@ import yaml
 
 from adamixup.study import StudyError, StudyWarning, stats
 from adamixup.study.cli import main as study_main
-from adamixup.study.errors import NotSupportedYet
 from adamixup.study.ledger import Ledger, make_record, read_records, write_record
 from adamixup.study.plan import (PLAN_DIR, config_for, config_identity, expand, identity_differences, identity_hash,
                                  list_plans, load_plan, parse_plan)
@@ -149,12 +148,8 @@ def test_config_errors_and_validation_mode_are_one_sentence(tmp_path):
     with pytest.raises(StudyError, match=r"config key 'lr': must not be negative"):
         expand(tiny_plan(overrides={"lr": -1.0}))
     plan = tiny_plan(selection={"split": "validation", "fraction": 0.1})
-    assert plan.selection.metric == "val_error"
-    try:
-        expand(plan)
-    except NotSupportedYet as err:  # until the trainer holds out a validation split
-        assert isinstance(err, NotImplementedError) and isinstance(err, ValueError)
-        assert "validation_fraction" in str(err)
+    assert plan.selection.metric == plan.metric == "val_error"
+    assert {r.config["validation_fraction"] for r in expand(plan)} == {0.1}
     bad = tmp_path / "bad.yaml"
     bad.write_text("datasets: [unclosed\n")
     with pytest.raises(StudyError, match="is not valid YAML"):
@@ -455,3 +450,18 @@ def test_compare_on_the_ledger_reuses_only_runs_with_the_same_settings(tmp_path)
     assert sum("reusing it" in m for m in logs) == 2
     with pytest.raises(ValueError, match="mixer_args would apply to all of them"):
         compare(build_config("digits", {"mixer_args": {"alpha": 0.4}, "method": "mixup"}), ["erm"], [0], tmp_path / "x")
+
+
+def test_a_validation_mode_ledger_is_read_and_reported_on_its_validation_error(tmp_path):
+    plan = tiny_plan(selection={"split": "validation", "fraction": 0.1})
+    for i, run in enumerate(expand(plan)):
+        history = [{"epoch": 1, "lr": 1e-3, "train_loss": 1.0, "val_error": 10.0 + i, "train_error": 1.0, "seconds": 0.5}]
+        summary = {"epochs_done": 1, "epoch_seconds_mean": 0.5, "train_seconds": 0.5, "device": "cpu",
+                   "final_val_error": 10.0 + i, "finished": True}
+        write_record(tmp_path / "ledger", make_record("tiny", run, summary, history, 1.0, _machine("h")))
+    records, problems = read_records(tmp_path / "ledger")
+    assert not problems and len(records) == len(expand(plan))
+    assert all(r["final"]["test_error"] is None and r["final"]["val_error"] >= 10 for r in records)
+    analysis = write_report(plan, tmp_path / "ledger", tmp_path / "out", plots=False)
+    assert analysis["metric"] == "val_error" and analysis["tables"]["digits"][0]["runs"] == 4
+    assert "Score = validation error (%)" in (tmp_path / "out" / "tiny.md").read_text()

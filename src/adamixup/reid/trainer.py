@@ -29,12 +29,15 @@ from .losses import CenterLoss, TripletLoss
 from .metrics import evaluate_features
 from .objective import ReIDObjective
 from .plots import plot_cmc, plot_ranked_lists, reid_curves
+from .rerank import re_ranking
 from .sampler import PKBatchSampler
 from .transforms import build_test_transform, build_train_transform
 
 REID_DATASETS = tuple(READERS)
 REID_RECIPES = RECIPE_DIR / "reid"
 SCALARS = ("mAP", "rank1", "rank5", "rank10", "rank20", "mINP")
+RERANK_K1 = inspect.signature(re_ranking).parameters["k1"].default
+CMC_RANKS = 50  # the final evaluation's metrics line keeps the CMC curve's first ranks (in %)
 
 
 @dataclass
@@ -69,7 +72,7 @@ class ReIDConfig(RunConfig):
     eval_every: int = 10
     metric: str = "euclidean"
     feat_norm: bool = True
-    rerank: bool = False
+    rerank: bool = False  # the final evaluation also reports the re-ranked metrics (rerank_mAP, ...)
 
     task_mixer_args: ClassVar[Tuple[str, ...]] = ("label_smoothing", "include_clean")
     batch_key: ClassVar[str] = "p"
@@ -179,12 +182,17 @@ def evaluate_feature_sets(qf: FeatureSet, gf: FeatureSet, config: ReIDConfig, re
 
 
 @torch.no_grad()
+def query_gallery_features(model: nn.Module, config: ReIDConfig, data: ReIDData,
+                           device: torch.device) -> Tuple[FeatureSet, FeatureSet]:
+    """Features of query and gallery (after the BNNeck)."""
+    q_loader, g_loader = test_loaders(config, data)
+    return extract_features(model, q_loader, device), extract_features(model, g_loader, device)
+
+
 def evaluate_model(model: nn.Module, config: ReIDConfig, data: ReIDData, device: torch.device,
                    rerank: bool = False) -> Dict[str, Any]:
-    """Features of query and gallery (after the BNNeck), then :func:`evaluate_feature_sets`."""
-    q_loader, g_loader = test_loaders(config, data)
-    return evaluate_feature_sets(extract_features(model, q_loader, device), extract_features(model, g_loader, device),
-                                 config, rerank)
+    """:func:`query_gallery_features`, then :func:`evaluate_feature_sets`."""
+    return evaluate_feature_sets(*query_gallery_features(model, config, data, device), config, rerank)
 
 
 class ReIDTask(Task):
@@ -196,6 +204,10 @@ class ReIDTask(Task):
     def __init__(self, config: ReIDConfig, device: torch.device, rank: int, world: int, data: Optional[ReIDData] = None):
         self.config, self.device, self.main = config, device, rank == 0
         self.data = data if data is not None else read_data(config, verbose=self.main)
+        items = len(self.data.query) + len(self.data.gallery)
+        if config.rerank and items < RERANK_K1 + 1:  # known now, not after the last epoch
+            raise TrainingError(f"rerank: true needs at least {RERANK_K1 + 1} query and gallery images together "
+                                f"(re-ranking's k1 = {RERANK_K1}); {config.dataset} has {items}")
         n = self.data.num_train_pids
         self.model = build_reid_model(config, n).to(device)
         self.center = CenterLoss(n, self.model.num_features).to(device) if config.center_weight > 0 else None
@@ -233,8 +245,16 @@ class ReIDTask(Task):
     def evaluate(self, epoch: int, final: bool) -> Dict[str, Any]:
         if not (final or epoch % self.config.eval_every == 0) or not self.main:
             return {}
-        self.last_eval = evaluate_model(self.model, self.config, self.data, self.device)
-        return {k: self.last_eval[k] for k in SCALARS}
+        qf, gf = query_gallery_features(self.model, self.config, self.data, self.device)
+        self.last_eval = evaluate_feature_sets(qf, gf, self.config)
+        out: Dict[str, Any] = {k: self.last_eval[k] for k in SCALARS}
+        if final:  # the final evaluation keeps its CMC curve, and with `rerank: true` the re-ranked metrics too
+            out["cmc"] = [100 * float(v) for v in self.last_eval["cmc"][:CMC_RANKS]]
+            if self.config.rerank:
+                rr = evaluate_feature_sets(qf, gf, self.config, rerank=True)
+                out.update({f"rerank_{k}": rr[k] for k in SCALARS})
+                out["rerank_cmc"] = [100 * float(v) for v in rr["cmc"][:CMC_RANKS]]
+        return out
 
     def line(self, m: Dict[str, Any], epochs: int) -> str:
         ev = f" mAP {m['mAP']:.1f} rank-1 {m['rank1']:.1f}" if "mAP" in m else ""

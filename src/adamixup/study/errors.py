@@ -8,7 +8,3 @@ class StudyError(ValueError):
 class StudyWarning(UserWarning):
     """Something in a ledger that was skipped (a corrupt record) or not reused (a stale one)."""
 
-
-class NotSupportedYet(StudyError, NotImplementedError):
-    """A plan asks for something the trainer cannot do yet (say, a validation split); the sentence says
-    what is missing."""

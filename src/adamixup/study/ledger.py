@@ -33,6 +33,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .errors import StudyWarning
 from .plan import Run, identity_differences, identity_hash
+from .tasks import TASKS, get_task
 
 FORMAT = 1
 LAM_BINS = 20
@@ -109,21 +110,18 @@ def make_record(plan_name: str, run: Run, summary: Dict[str, Any], history: List
                 wall_seconds: float, machine: Dict[str, Any], resumed: bool = False) -> Dict[str, Any]:
     """The ledger record of a finished run (``summary``: what ``train`` returned; ``history``: its
     per-epoch metrics)."""
+    task = get_task(run.task)
     last = history[-1] if history else {}
     final = {
-        "test_error": last.get("test_error", summary.get("final_test_error")),
-        "train_error": last.get("train_error"),
-        "val_error": last.get("val_error"),
+        **task.final(summary, history),
         "epochs": summary.get("epochs_done", last.get("epoch")),
         "epoch_seconds_mean": summary.get("epoch_seconds_mean"),
         "train_seconds": summary.get("train_seconds"),
-        "best_test_error": summary.get("best_test_error"), "best_epoch": summary.get("best_epoch"),
         "device": summary.get("device"),
         "losses": {k: v for k, v in last.items() if k == "train_loss" or k.startswith("loss_")},
-        "intrusion_acc": last.get("intrusion_acc"),
     }
     record = {
-        "format": FORMAT, "record_id": uuid.uuid4().hex, "plan": plan_name, "key": run.key,
+        "format": FORMAT, "record_id": uuid.uuid4().hex, "plan": plan_name, "task": task.name, "key": run.key,
         "dataset": run.dataset, "method": run.method, "fold": run.fold, "seed": run.seed,
         "registry_method": run.registry_method, "mixer_args": run.mixer_args,
         "config": run.config, "identity": run.identity, "config_hash": run.config_hash,
@@ -167,9 +165,11 @@ def check_record(record: Any) -> Optional[str]:
         return f"its format is {record['format']!r}, this version reads format {FORMAT}"
     if not isinstance(record["identity"], dict) or identity_hash(record["identity"]) != record["config_hash"]:
         return "its config_hash does not match its own config (edited or damaged)"
-    final = record["final"]
-    if not isinstance(final, dict) or not isinstance(final.get("test_error"), (int, float)):
-        return "it has no final test error"
+    if record.get("task", "classification") not in TASKS:
+        return f"its task {record.get('task')!r} is none of {', '.join(TASKS)}"
+    final, task = record["final"], get_task(record.get("task"))
+    if not isinstance(final, dict) or not any(isinstance(final.get(k), (int, float)) for k in task.scores):
+        return f"it has no final {' or '.join(k.replace('_', ' ') for k in task.scores)}"
     if not isinstance(record["history"], list) or not record["history"]:
         return "it has no per-epoch metrics"
     if not isinstance(record["key"], str) or record["key"].count("/") != 2:
@@ -254,7 +254,7 @@ def match_records(runs: Sequence[Run], records: Sequence[Dict[str, Any]], proble
             from .plan import default_identity
 
             mixer = str(run.identity.get("mixer"))
-            defaults = defaults_cache.setdefault(mixer, default_identity(mixer))
+            defaults = defaults_cache.setdefault(f"{run.task}/{mixer}", default_identity(mixer, run.task))
             diff = identity_differences(rec["identity"], run.identity, defaults)
             if not diff:
                 usable.append(rec)

@@ -5,6 +5,7 @@ them by name)::
 
     name: digits-controls                  # optional; default: the file's stem
     description: what the study asks
+    task: classification                   # or reid (recipes of `adamixup reid train`; folds are identity splits)
     datasets:                              # label -> a training recipe and its overrides
       digits:   {recipe: digits, epochs: 20}
       digits-S: {recipe: digits, train_fraction: 0.2, epochs: 40}
@@ -12,8 +13,10 @@ them by name)::
       erm: erm                             # shorthand: the label is the registry name
       adamixup-w0: {method: adamixup, mixer_args: {intrusion_weight: 0}}
       mixup-matched: {method: mixup-matched}
+      wide: {method: mixup, overrides: {model_args: {width: 32}}}   # config keys of this method's runs
     folds: 5                               # k-fold of the embedded sets (every fold the test fold once);
-                                           # or {num_folds: 5, use: [0, 1]}; or fixed (the data set's own split)
+                                           # or {num_folds: 5, use: [0, 1]}; or fixed (the data set's own split);
+                                           # re-ID: the protocol's identity splits (CUHK01: {num_folds: 10, use: [0, 1, 2]})
     seeds: [0, 1]                          # or "0-4", or a count: 2
     overrides: {model_args: {width: 16}}   # config keys for every run (the budget); a data set's own keys win
     primary: [adamixup, mixup-matched]     # THE comparison, stated before running (first and marked in the report)
@@ -41,15 +44,18 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
-from .errors import NotSupportedYet, StudyError
+from .errors import StudyError
+from .tasks import TASKS, StudyTask, get_task
 
 PLAN_DIR = Path(__file__).resolve().parents[1] / "recipes" / "studies"
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-PLAN_KEYS = ("name", "description", "datasets", "methods", "folds", "seeds", "overrides", "primary", "comparisons",
-             "pooled", "selection", "statistics")
-METHOD_KEYS = ("method", "mixer_args", "description")
+PLAN_KEYS = ("name", "description", "task", "datasets", "methods", "folds", "seeds", "overrides", "primary",
+             "comparisons", "pooled", "selection", "statistics")
+METHOD_KEYS = ("method", "mixer_args", "overrides", "description")
 # what the study sets per run; a plan may not set them through overrides
 RESERVED = ("method", "mixer_args", "seed", "fold", "num_folds", "run_dir", "device", "quiet")
+# config keys whose sub-keys merge when a plan's layers (plan, data set, method, fold) each set some
+NESTED = ("model_args", "mixer_args", "dataset_args")
 # keys that do not change what a run computes (display, where it runs, speed-only knobs) or that name a place rather
 # than the data: not part of a run's identity, so that a record made on another machine (another device, another
 # path to the same data, channels-last or compiled on a GPU) stands for the run
@@ -97,6 +103,7 @@ class MethodSpec:
     method: str  # a name in adamixup.mixing.METHODS
     mixer_args: Dict[str, Any]
     description: str = ""
+    overrides: Dict[str, Any] = field(default_factory=dict)  # config keys of this method's runs (an ablation step)
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,7 @@ class Plan:
     datasets: Dict[str, DatasetSpec]
     methods: Dict[str, MethodSpec]
     seeds: List[int]
+    task: StudyTask = field(default_factory=lambda: get_task(None))
     overrides: Dict[str, Any] = field(default_factory=dict)
     description: str = ""
     primary: Optional[Tuple[str, str]] = None
@@ -126,6 +134,12 @@ class Plan:
     pooled: bool = False
     selection: Selection = field(default_factory=Selection)
     statistics: Dict[str, Any] = field(default_factory=lambda: dict(STATISTICS))
+
+    @property
+    def metric(self) -> str:
+        """The final metric the comparisons use: the task's (mAP for re-ID), or for classification the
+        split the selection scores (``test_error`` or ``val_error``)."""
+        return self.selection.metric if self.task.name == "classification" else self.task.metric
 
     def all_comparisons(self) -> List[Tuple[str, str]]:
         """The primary comparison first, then the plan's others (each pair once, in either direction);
@@ -152,6 +166,7 @@ class Run:
     config: Dict[str, Any]
     identity: Dict[str, Any]
     config_hash: str
+    task: str = "classification"
 
     @property
     def slug(self) -> str:
@@ -301,13 +316,15 @@ def _parse_method(label: str, value: Any, source: str) -> MethodSpec:
     if name not in METHODS:
         raise _bad(source, f"{key}.method", f"names {name!r}, which is not a method; choose one of {', '.join(METHODS)}")
     args = _mapping(value.get("mixer_args"), source, f"{key}.mixer_args")
+    overrides = _mapping(value.get("overrides"), source, f"{key}.overrides")
+    _reserved(overrides, source, f"{key}.overrides")
     allowed = METHODS[name].options()
     bad = sorted(set(args) - allowed)
     if bad:
         fixed = " (the method fixes it)" if bad[0] in METHODS[name].fixed else ""
         raise _bad(source, f"{key}.mixer_args.{bad[0]}", f"is not an option of {name}{fixed}; its options are "
                                                          f"{', '.join(sorted(allowed)) or 'none'}")
-    return MethodSpec(label, name, args, str(value.get("description") or ""))
+    return MethodSpec(label, name, args, str(value.get("description") or ""), overrides)
 
 
 def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = None) -> Plan:
@@ -320,6 +337,9 @@ def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = 
         raise _bad(source, unknown[0], f"is not a plan key; the keys are {', '.join(PLAN_KEYS)}")
     name = data.get("name", default_name or "study")
     _label(source, "name", name)
+    task_name = data.get("task", "classification")
+    if task_name not in TASKS:
+        raise _bad(source, "task", f"must be one of {', '.join(TASKS)}, got {task_name!r}")
     for required in ("datasets", "methods", "seeds"):
         if not data.get(required):
             raise _bad(source, required, "is missing or empty")
@@ -369,6 +389,9 @@ def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = 
     split = sel.get("split", "test")
     if split not in ("test", "validation"):
         raise _bad(source, "selection.split", f"must be test or validation, got {split!r}")
+    if split == "validation" and task_name != "classification":
+        raise _bad(source, "selection.split", f"validation applies to classification plans; a {task_name} plan "
+                                              "chooses on its own training identities (use another split)")
     fraction = sel.get("fraction")
     if split == "validation":
         if fraction is None:
@@ -394,7 +417,8 @@ def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = 
     if not _int(stats["seed"]):
         raise _bad(source, "statistics.seed", f"must be an integer, got {stats['seed']!r}")
 
-    return Plan(name=name, source=source, datasets=datasets, methods=methods, seeds=seeds, overrides=overrides,
+    return Plan(name=name, source=source, datasets=datasets, methods=methods, seeds=seeds, task=get_task(task_name),
+                overrides=overrides,
                 description=str(data.get("description") or ""), primary=primary, comparisons=comparisons,
                 pooled=pooled, selection=Selection(split, None if fraction is None else float(fraction)),
                 statistics=stats)
@@ -403,37 +427,26 @@ def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = 
 # --------------------------------------------------------------------------------------------------
 # a run's config and identity
 # --------------------------------------------------------------------------------------------------
-def _config_method_for(name: str) -> Optional[str]:
-    """The registry name of the plain method with ``name``'s mixer class (no fixed options), if any."""
-    from ..mixing import METHODS
+def config_for(recipe: Optional[str], overrides: Dict[str, Any], method: str, mixer_args: Dict[str, Any],
+               task: Optional[StudyTask] = None):
+    """The validated config (``TrainConfig``, or ``ReIDConfig`` for ``task`` reid) of one run of
+    registry ``method`` with ``mixer_args``: the recipe, then ``overrides``."""
+    task = task or get_task(None)
+    return task.build(recipe, {**overrides, "method": method, "mixer_args": dict(mixer_args)})
 
-    cls = METHODS[name].cls
-    return next((n for n, m in METHODS.items() if m.cls is cls and not m.fixed), None)
 
-
-def config_for(recipe: Optional[str], overrides: Dict[str, Any], method: str, mixer_args: Dict[str, Any]):
-    """The validated ``TrainConfig`` of one run of registry ``method`` with ``mixer_args``.
-
-    The one place that knows how the trainer names methods: first as the registry name itself (what
-    the config takes once it accepts every registry method); while it takes only the plain methods
-    (erm, mixup, adamixup), as the plain method of the same mixer class with the registry method's
-    fixed options merged into ``mixer_args`` (``pi-frozen`` -> ``adamixup`` with ``train_policy=False``).
-    Both spellings have the same :func:`config_identity`, so records stay valid across the switch.
-    """
-    from ..mixing import METHODS
-    from ..train import ConfigError, build_config
-
-    spec = METHODS[method]
-    try:
-        return build_config(recipe, {**overrides, "method": method, "mixer_args": dict(mixer_args)})
-    except ConfigError as err:
-        if not str(err).startswith("config key 'method'"):
-            raise
-    plain = _config_method_for(method)
-    if plain is None:
-        raise StudyError(f"method {method!r} ({spec.cls.__name__}) cannot be trained yet: the trainer's config "
-                         f"accepts only the plain methods, and none of them has the mixer {spec.cls.__name__}")
-    return build_config(recipe, {**overrides, "method": plain, "mixer_args": {**spec.fixed, **mixer_args}})
+def merge_overrides(*layers: Dict[str, Any]) -> Dict[str, Any]:
+    """Config keys of several layers (plan, data set, method, fold), later ones winning; the sub-keys
+    of :data:`NESTED` keys merge (a data set's ``dataset_args.num_test`` and a fold's
+    ``dataset_args.split`` both hold)."""
+    out: Dict[str, Any] = {}
+    for layer in layers:
+        for k, v in layer.items():
+            if k in NESTED and isinstance(v, dict) and isinstance(out.get(k), dict):
+                out[k] = {**out[k], **v}
+            else:
+                out[k] = dict(v) if isinstance(v, dict) else v
+    return out
 
 
 def _canon(value: Any) -> Any:
@@ -476,14 +489,13 @@ def identity_hash(identity: Dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def default_identity(mixer: str) -> Dict[str, Any]:
-    """The identity's values when nothing is set: the config's defaults and ``mixer``'s option defaults.
-    A key that a newer trainer or mixer added is harmless in an older record when the run asked for now
-    keeps its default (see :func:`identity_differences`)."""
+def default_identity(mixer: str, task: Optional[str] = None) -> Dict[str, Any]:
+    """The identity's values when nothing is set: the task's config defaults and ``mixer``'s option
+    defaults. A key that a newer trainer or mixer added is harmless in an older record when the run
+    asked for now keeps its default (see :func:`identity_differences`)."""
     from ..mixing import METHODS
-    from ..train import build_config
 
-    flat = {k: _canon(v) for k, v in build_config().to_dict().items()
+    flat = {k: _canon(v) for k, v in get_task(task).build(None, {}).to_dict().items()
             if k not in NOT_IN_IDENTITY and k not in ("method", "mixer_args")}
     cls = next((m.cls for m in METHODS.values() if m.cls.__name__ == mixer), None)
     if cls is not None:
@@ -524,8 +536,6 @@ def _is_finite_tree(value: Any) -> bool:
 def expand(plan: Plan) -> List[Run]:
     """Every run of ``plan``, ordered seed, fold, data set, method (so that whole paired groups finish
     early); each config resolved and validated now, before anything trains."""
-    from ..train import ConfigError
-
     runs: List[Run] = []
     extra: Dict[str, Any] = {}
     if plan.selection.split == "validation":
@@ -537,22 +547,14 @@ def expand(plan: Plan) -> List[Run]:
                 if i >= len(ds.folds.use):
                     continue
                 fold = ds.folds.use[i]
-                overrides = {**plan.overrides, **ds.overrides, **extra, "seed": seed, "quiet": True}
-                if fold is not None:
-                    overrides.update(fold=fold, num_folds=ds.folds.num_folds)
+                where_fold = {} if fold is None else plan.task.fold_overrides(fold, ds.folds.num_folds)
                 for m in plan.methods.values():
+                    overrides = merge_overrides(plan.overrides, ds.overrides, m.overrides, extra, where_fold,
+                                                {"seed": seed, "quiet": True})
                     where = f"plan {plan.source}, data set {ds.label!r}, method {m.label!r}"
                     try:
-                        config = config_for(ds.recipe, overrides, m.method, m.mixer_args).to_dict()
-                    except ConfigError as err:
-                        if "validation_fraction" in str(err):
-                            raise NotSupportedYet(
-                                f"plan {plan.source}: selection {{split: validation}} needs the trainer to hold out "
-                                "a validation split of each training fold (config key 'validation_fraction'), which "
-                                "this version of the trainer does not have; use selection {split: test} until it does"
-                            ) from None
-                        raise StudyError(f"{where}: {err}") from None
-                    except StudyError as err:
+                        config = config_for(ds.recipe, overrides, m.method, m.mixer_args, plan.task).to_dict()
+                    except ValueError as err:  # ConfigError, StudyError
                         raise StudyError(f"{where}: {err}") from None
                     if not _is_finite_tree(config):
                         raise StudyError(f"{where}: the config holds a number that is not finite")
@@ -560,17 +562,19 @@ def expand(plan: Plan) -> List[Run]:
                     identity = config_identity(config)
                     key = f"{ds.label}/{m.label}/{ds.folds.label(fold)}-seed{seed}"
                     runs.append(Run(key, ds.label, m.label, fold, seed, m.method, dict(m.mixer_args), config,
-                                    identity, identity_hash(identity)))
+                                    identity, identity_hash(identity), plan.task.name))
     return runs
 
 
 def plan_summary(plan: Plan) -> Dict[str, Any]:
     """The plan as plain data (for the report's JSON)."""
     return {
-        "name": plan.name, "source": plan.source, "description": plan.description,
+        "name": plan.name, "source": plan.source, "description": plan.description, "task": plan.task.name,
+        "metric": plan.metric, "higher_is_better": plan.task.higher_is_better,
         "datasets": {k: {"recipe": d.recipe, "overrides": d.overrides, "folds": list(d.folds.use),
                          "num_folds": d.folds.num_folds, "description": d.description} for k, d in plan.datasets.items()},
-        "methods": {k: {"method": m.method, "mixer_args": m.mixer_args, "description": m.description}
+        "methods": {k: {"method": m.method, "mixer_args": m.mixer_args, "overrides": m.overrides,
+                        "description": m.description}
                     for k, m in plan.methods.items()},
         "seeds": plan.seeds, "overrides": plan.overrides, "primary": list(plan.primary) if plan.primary else None,
         "comparisons": [list(c) for c in plan.all_comparisons()], "pooled": plan.pooled,

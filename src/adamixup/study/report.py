@@ -1,7 +1,8 @@
 """The report of a study, rebuilt from its ledger alone: markdown, JSON and PNG plots.
 
-Per data set: test error (mean ± std) of every method, relative improvements as the paper states
-them, paired differences with cluster-bootstrap intervals and Holm-adjusted p-values (the primary
+Per data set: the score (classification: test or validation error; re-ID: mAP with rank-1/5/10,
+mINP and the re-ranked metrics beside it) as mean ± std of every method, relative improvements of
+errors as the paper states them, paired differences with cluster-bootstrap intervals and Holm-adjusted p-values (the primary
 comparison first and marked), λ's distribution per method, epoch-time ratios; then the machines the
 records came from and how much of the plan the ledger holds (a partial ledger gives a partial report
 that says so). No number in it is typed by hand.
@@ -24,6 +25,8 @@ PathLike = Union[str, Path]
 MIN_PAIRS = 5  # below this many pairs the report says that an interval or a test means little
 ALPHA = 0.05
 PAPER_NAMES = {"erm": "Baseline", "mixup": "MixUp", "adamixup": "AdaMixUp"}
+COLUMN_NAMES = {"rank1": "rank-1", "rank5": "rank-5", "rank10": "rank-10", "mINP": "mINP", "rerank_mAP": "re-ranked mAP",
+                "rerank_rank1": "re-ranked rank-1", "rerank_mINP": "re-ranked mINP"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -44,6 +47,20 @@ def _cluster(record: Dict[str, Any], pooled: bool) -> Any:
         cfg = record["config"]
         return f"{cfg.get('dataset')}:{cfg.get('data_root')}:fold{fold}"
     return f"fold{fold}"
+
+
+def _metric_name(plan: Plan) -> str:
+    if plan.task.name == "classification":
+        return "validation error" if plan.metric == "val_error" else "test error"
+    return plan.task.metric_name
+
+
+def _oriented(summary: Dict[str, Any], higher: bool) -> Dict[str, Any]:
+    """``a_better`` / ``b_better`` counted the pairs with a negative / positive difference (errors); for a
+    score where higher is better (mAP) they swap."""
+    if higher:
+        summary["a_better"], summary["b_better"] = summary["b_better"], summary["a_better"]
+    return summary
 
 
 def _reference(plan: Plan, registry: str) -> Optional[str]:
@@ -68,7 +85,7 @@ def analyse(plan: Plan, records: Sequence[Dict[str, Any]], runs: Optional[Sequen
             match: Optional[Match] = None) -> Dict[str, Any]:
     """Everything the report shows, as plain data. ``records``: the ledger records that stand for runs
     of ``plan`` (one per run key: :attr:`Match.used`); ``runs``: the plan's runs (for the coverage)."""
-    metric = plan.selection.metric
+    metric, higher = plan.metric, plan.task.higher_is_better
     st = plan.statistics
     runs = list(runs) if runs is not None else []
     records = [r for r in records if _score(r, metric) is not None]
@@ -77,8 +94,11 @@ def analyse(plan: Plan, records: Sequence[Dict[str, Any]], runs: Optional[Sequen
     refs = {name: _reference(plan, name) for name in ("erm", "mixup")}
     time_ref = refs["mixup"] or (methods[0] if methods else None)
     rel_refs = [x for x in dict.fromkeys([refs["erm"], refs["mixup"], plan.primary[1] if plan.primary else None]) if x]
+    if higher:  # relative improvements are the paper's way with errors
+        rel_refs = []
 
-    out: Dict[str, Any] = {"metric": metric, "datasets": datasets, "methods": methods, "tables": {}, "comparisons": {},
+    out: Dict[str, Any] = {"metric": metric, "metric_name": _metric_name(plan), "higher_is_better": higher,
+                           "columns": list(plan.task.columns), "datasets": datasets, "methods": methods, "tables": {}, "comparisons": {},
                            "pooled": [], "lam": {}, "time_reference": time_ref, "relative_to": rel_refs}
     for ds in datasets:
         rows = []
@@ -90,7 +110,8 @@ def analyse(plan: Plan, records: Sequence[Dict[str, Any]], runs: Optional[Sequen
             secs = [r["final"].get("epoch_seconds_mean") for r in rs]
             rows.append({"method": m, "registry_method": plan.methods[m].method, "mean": mean, "std": sd, "runs": n,
                          "errors": [_score(r, metric) for r in rs],
-                         "epoch_seconds": stats.mean_std(secs)[0], "train_error": stats.mean_std(r["final"].get("train_error") for r in rs)[0]})
+                         "epoch_seconds": stats.mean_std(secs)[0], "train_error": stats.mean_std(r["final"].get("train_error") for r in rs)[0],
+                         "columns": {k: stats.mean_std(_score(r, k) for r in rs)[:2] for k in plan.task.columns}})
         by = {r["method"]: r for r in rows}
         for r in rows:
             r["relative"] = {ref: stats.relative_improvement(by[ref]["mean"], r["mean"])
@@ -103,7 +124,8 @@ def analyse(plan: Plan, records: Sequence[Dict[str, Any]], runs: Optional[Sequen
             p = paired(records, a, b, metric, ds)
             if not p["diffs"]:
                 continue
-            summary = stats.compare_paired(p["diffs"], p["clusters"], st["resamples"], st["level"], st["seed"], st["interval"])
+            summary = _oriented(stats.compare_paired(p["diffs"], p["clusters"], st["resamples"], st["level"], st["seed"],
+                                                     st["interval"]), higher)
             comps.append({"dataset": ds, "a": a, "b": b, "primary": (a, b) == plan.primary, **p, **summary})
         out["comparisons"][ds] = comps
         lam_rows = []
@@ -122,7 +144,8 @@ def analyse(plan: Plan, records: Sequence[Dict[str, Any]], runs: Optional[Sequen
             p = paired(records, a, b, metric)
             if len(p["datasets"]) < 2:
                 continue
-            summary = stats.compare_paired(p["diffs"], p["clusters"], st["resamples"], st["level"], st["seed"], st["interval"])
+            summary = _oriented(stats.compare_paired(p["diffs"], p["clusters"], st["resamples"], st["level"], st["seed"],
+                                                     st["interval"]), higher)
             out["pooled"].append({"dataset": "pooled", "a": a, "b": b, "primary": (a, b) == plan.primary, **p, **summary})
 
     # one Holm family: every comparison this report makes (per data set and pooled, the primary included)
@@ -182,17 +205,18 @@ def _pm(mean: Optional[float], sd: Optional[float], spec: str = ".3f") -> str:
     return f"{format(mean, spec)} ± {format(sd, spec)}"
 
 
-def verdict(c: Dict[str, Any], level: float) -> str:
+def verdict(c: Dict[str, Any], level: float, higher: bool = False, metric_name: str = "error") -> str:
     """One mechanical sentence about a comparison: where the interval lies and whether it survives Holm."""
     a, b = c["a"], c["b"]
+    better = f"the higher {metric_name}" if higher else f"the lower {metric_name}"
     head = f"{a} − {b}: {_fmt(c['mean'], '.2f', True)} points over {c['pairs']} pairs ({c['clusters']} clusters)"
     if c["pairs"] < MIN_PAIRS:
         return f"{head}: too few pairs for the interval or the tests to mean anything (at least {MIN_PAIRS} needed)."
     pct = f"{level * 100:g}%"
     if c["ci_high"] < 0:
-        where = f"the {pct} interval lies below 0 ({a} had the lower error)"
+        where = f"the {pct} interval lies below 0 ({b if higher else a} had {better})"
     elif c["ci_low"] > 0:
-        where = f"the {pct} interval lies above 0 ({b} had the lower error)"
+        where = f"the {pct} interval lies above 0 ({a if higher else b} had {better})"
     else:
         where = f"the {pct} interval contains 0 (no difference resolved)"
     holm = ("survives the Holm correction" if c.get("survives") else "does not survive the Holm correction")
@@ -218,12 +242,12 @@ def _comparison_table(comps: Sequence[Dict[str, Any]], pooled: bool = False) -> 
 def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] = (), command: Optional[str] = None) -> str:
     a, st = analysis, plan.statistics
     cov = a["coverage"]
-    metric_name = "validation error" if a["metric"] == "val_error" else "test error"
+    metric_name, higher = a["metric_name"], a["higher_is_better"]
     L: List[str] = [f"# Study `{plan.name}`" + (f": {plan.description}" if plan.description else ""), ""]
     L += [f"Rebuilt from the ledger alone (`adamixup study report`) on "
           f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
-          + (f" by `{command}`" if command else "") + f"; plan `{plan.source}`. Error = {metric_name} (%) of the final "
-          "epoch (no best-epoch selection).", ""]
+          + (f" by `{command}`" if command else "") + f"; plan `{plan.source}`. Score = {metric_name} (%) of the final "
+          "epoch (no best-epoch selection), " + ("higher is better." if higher else "lower is better."), ""]
     if cov["partial"]:
         L += [f"**Partial report: {cov['done']} of {cov['planned']} planned runs are in the ledger.** Every number "
               "below comes from the finished runs only; comparisons use the pairs both methods finished.", ""]
@@ -238,10 +262,11 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
     for d in plan.datasets.values():
         settings = ", ".join(f"{k}={v}" for k, v in {**plan.overrides, **d.overrides}.items()) or "the recipe's"
         L.append(f"| {d.label} | `{d.recipe}` | {settings} | {d.folds.describe()} |")
-    L += ["", "| method | registry method | options |", "|---|---|---|"]
+    L += ["", "| method | registry method | options | settings |", "|---|---|---|---|"]
     for m in plan.methods.values():
         opts = ", ".join(f"{k}={v!r}" for k, v in m.mixer_args.items()) or "defaults"
-        L.append(f"| {m.label} | `{m.method}` | {opts} |")
+        settings = ", ".join(f"{k}={v}" for k, v in m.overrides.items()) or "—"
+        L.append(f"| {m.label} | `{m.method}` | {opts} | {settings} |")
     L += ["", f"Seeds {', '.join(map(str, plan.seeds))}. The seed sets the initialization, the batch order and, for a "
               "training fraction below 1, which stratified subset is kept (the same for every method). "
               "A pair is two methods on the same data set, fold and seed.", ""]
@@ -257,25 +282,29 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
     primary = [c for ds in a["datasets"] for c in a["comparisons"][ds] if c["primary"]] + [c for c in a["pooled"] if c["primary"]]
     if primary:
         L += ["## Primary comparison", ""]
-        L += [f"- {c['dataset']}: {verdict(c, st['level'])}" for c in primary] + [""]
+        L += [f"- {c['dataset']}: {verdict(c, st['level'], higher, metric_name)}" for c in primary] + [""]
     survivors = a["holm"]["survivors"]
     L += [f"Comparisons that survive the Holm correction at {ALPHA}: " + (", ".join(survivors) if survivors else "none") + ".", ""]
 
     for ds in a["datasets"]:
         refs = [r for r in a["relative_to"]]
+        cols = a["columns"]
         L += [f"## {ds}", "",
-              "| method | " + metric_name + " (%) mean ± std | runs | " + " | ".join(f"rel. impr. over {r}" for r in refs)
-              + f" | epoch time × {a['time_reference']} |",
-              "|---|---:|---:|" + "---:|" * len(refs) + "---:|"]
+              "| method | " + metric_name + " (%) mean ± std | " + "".join(f"{COLUMN_NAMES.get(k, k)} | " for k in cols)
+              + "runs | " + "".join(f"rel. impr. over {r} | " for r in refs) + f"epoch time × {a['time_reference']} |",
+              "|---|---:|" + "---:|" * len(cols) + "---:|" + "---:|" * len(refs) + "---:|"]
         for r in a["tables"][ds]:
-            rel = " | ".join((_fmt(r["relative"][ref], ".1f", True) + "%") if ref in r["relative"] else "—" for ref in refs)
-            L.append(f"| {r['method']} | {r['mean']:.2f} ± {r['std']:.2f} | {r['runs']} | {rel}{' | ' if refs else ''}"
+            rel = "".join(((_fmt(r["relative"][ref], ".1f", True) + "%") if ref in r["relative"] else "—") + " | "
+                          for ref in refs)
+            extra = "".join(_pm(*r["columns"][k], spec=".1f") + " | " for k in cols)
+            L.append(f"| {r['method']} | {r['mean']:.2f} ± {r['std']:.2f} | {extra}{r['runs']} | {rel}"
                      f"{_fmt(r['time_ratio'])} |")
         L.append("")
         if a["comparisons"][ds]:
             few = min(c["pairs"] for c in a["comparisons"][ds]) < MIN_PAIRS
-            L += ["Paired differences, first − second method, in percentage points (negative: the first had the lower "
-                  "error); ★ marks the primary comparison." + (f" **Some comparisons have fewer than {MIN_PAIRS} pairs: "
+            L += [f"Paired differences of {metric_name}, first − second method, in percentage points ("
+                  + ("positive: the first had the higher" if higher else "negative: the first had the lower")
+                  + f" {metric_name}); ★ marks the primary comparison." + (f" **Some comparisons have fewer than {MIN_PAIRS} pairs: "
                                                                "their intervals and p-values mean little.**" if few else ""), ""]
             L += _comparison_table(a["comparisons"][ds]) + [""]
     if a["pooled"]:
@@ -325,7 +354,7 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
     if plots:
         L += ["## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
     L += ["## Caveats", "",
-          "- Final-epoch error for every method alike; differences smaller than the intervals are not resolved.",
+          f"- Final-epoch {metric_name} for every method alike; differences smaller than the intervals are not resolved.",
           "- Folds share training images and a fold's pairs share its test images: the cluster interval treats the folds "
           "as the independent units, so with few folds it is itself rough (a bootstrap over 5 clusters is optimistic).",
           ""]
@@ -362,11 +391,15 @@ def write_plots(analysis: Dict[str, Any], records: Sequence[Dict[str, Any]], out
             jitter = np.linspace(-0.2, 0.2, len(r["errors"])) if len(r["errors"]) > 1 else np.zeros(1)
             ax.scatter(x + jitter, r["errors"], s=8, color="black", zorder=3)
         ax.set_xticks(xs, [r["method"] for r in rows], rotation=45, ha="right", fontsize=8)
-        ax.set(title=ds, ylabel="error (%)")
+        ax.set(title=ds, ylabel=f"{analysis['metric_name']} (%)")
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("final error: mean ± std over runs (dots: single runs)", fontsize=10)
+    fig.suptitle(f"final {analysis['metric_name']}: mean ± std over runs (dots: single runs)", fontsize=10)
     fig.tight_layout()
     paths.append(save(fig, out_dir / f"{name}_errors.png"))
+
+    for key, what in (("cmc", "plain distance"), ("rerank_cmc", "re-ranked")):
+        if any(isinstance(r["final"].get(key), list) for r in records):
+            paths.append(save(_cmc_figure(records, datasets, methods, colors, key, what), out_dir / f"{name}_{key}.png"))
 
     panels = [(ds, analysis["comparisons"][ds]) for ds in datasets if analysis["comparisons"][ds]]
     if analysis["pooled"]:
@@ -384,9 +417,10 @@ def write_plots(analysis: Dict[str, Any], records: Sequence[Dict[str, Any]], out
             ax.axvline(0, color="black", lw=0.8)
             ax.set_yticks(range(len(comps)), [("★ " if c["primary"] else "") + f"{c['a']} − {c['b']}" for c in comps][::-1],
                           fontsize=8)
-            ax.set(title=title, xlabel="Δ error (points)")
+            ax.set(title=title, xlabel=f"Δ {analysis['metric_name']} (points)")
             ax.grid(axis="x", alpha=0.3)
-        fig.suptitle("paired differences (dots); mean with the cluster-bootstrap interval; left of 0: first method better",
+        side = "right" if analysis["higher_is_better"] else "left"
+        fig.suptitle(f"paired differences (dots); mean with the cluster-bootstrap interval; {side} of 0: first method better",
                      fontsize=9)
         fig.tight_layout()
         paths.append(save(fig, out_dir / f"{name}_paired.png"))
@@ -419,6 +453,29 @@ def write_plots(analysis: Dict[str, Any], records: Sequence[Dict[str, Any]], out
             fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
         paths.append(save(fig, out_dir / f"{name}_lambda.png"))
     return paths
+
+
+def _cmc_figure(records: Sequence[Dict[str, Any]], datasets: Sequence[str], methods: Sequence[str], colors: Dict[str, Any],
+                key: str, what: str, ranks: int = 20):
+    """Re-ID: each method's CMC curve (mean over its runs) on one plot per data set."""
+    from ..plots import figure
+
+    fig, axes = figure(1, len(datasets), figsize=(5.2 * len(datasets), 4.2), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        for i, m in enumerate(methods):
+            curves = [r["final"][key][:ranks] for r in records
+                      if r["dataset"] == ds and r["method"] == m and isinstance(r["final"].get(key), list)]
+            n = min((len(c) for c in curves), default=0)
+            if not n:
+                continue
+            mean = np.mean([c[:n] for c in curves], axis=0)
+            ax.plot(np.arange(1, n + 1), mean, ("-", "--", ":", "-.")[i % 4], color=colors[m], marker=".",
+                    label=f"{m} (rank-1 {mean[0]:.1f}, {len(curves)} runs)")
+        ax.set(title=f"{ds}: CMC ({what}), mean over runs", xlabel="rank", ylabel="matching rate (%)", xlim=(1, ranks))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
 
 
 # --------------------------------------------------------------------------------------------------

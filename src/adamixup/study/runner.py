@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from .errors import StudyError
 from .ledger import Ledger, Match, make_record, machine_info, write_record
 from .plan import Plan, Run, expand
+from .tasks import get_task
 
 PathLike = Union[str, Path]
 # (config dict, scratch folder, device) -> (summary, per-epoch metrics, resumed?)
@@ -45,42 +46,16 @@ def scratch_dir(root: Path, run: Run) -> Path:
     return Path(root) / f"{run.slug}__{run.config_hash[:12]}"
 
 
-def _finished_summary(run_dir: Path) -> Optional[Dict[str, Any]]:
-    from ..train import RunDir
-
-    summary = RunDir(run_dir).read_summary()
-    return summary if summary is not None and summary.get("finished") else None
-
-
-def train_or_resume(config: Dict[str, Any], run_dir: Path, device: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]], bool]:
-    """Train ``config`` into the scratch folder ``run_dir``: read back a finished run, resume one with a
-    checkpoint, else start anew (removing what a run killed before its first checkpoint left)."""
-    from ..train import RunDir, build_config, read_metrics, train
-
-    run_dir = Path(run_dir)
-    summary = _finished_summary(run_dir) if run_dir.is_dir() else None
-    if summary is not None:
-        return summary, read_metrics(run_dir), True
-    if RunDir(run_dir).has_checkpoint():
-        try:
-            from ..train import resume
-
-            summary = resume(run_dir, device=device, quiet=True)
-            if summary.get("finished"):
-                return summary, read_metrics(run_dir), True
-        except (ImportError, ValueError, RuntimeError, OSError) as err:  # a damaged checkpoint: start again
-            print(f"{run_dir}: cannot be resumed ({type(err).__name__}: {err}); training it again", flush=True)
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    cfg = build_config(None, {**config, "device": device, "quiet": True, "run_dir": None})
-    summary = train(cfg, run_dir=run_dir)
-    return summary, read_metrics(run_dir), False
+def train_or_resume(config: Dict[str, Any], run_dir: Path, device: str, task: Optional[str] = None):
+    """Train a run of ``task`` (default classification) into its scratch folder ``run_dir``, resuming
+    or reading back what an earlier call left there (:mod:`adamixup.study.tasks`)."""
+    return get_task(task).train_or_resume(config, run_dir, device)
 
 
 def execute(run: Run, plan_name: str, ledger_dir: str, scratch: str, device: str = "auto",
             keep_dir: Optional[str] = None, train_fn: Optional[TrainFn] = None) -> Dict[str, Any]:
     """Train one run (in this process or a worker), write its record into ``ledger_dir``, then remove
-    (or move to ``keep_dir``) its scratch folder. Returns ``{"key", "test_error", "seconds"}`` or
+    (or move to ``keep_dir``) its scratch folder. Returns ``{"key", "metric", "score", "seconds"}`` or
     ``{"key", "error", "trace"}``; never raises but for Ctrl-C."""
     run_dir = scratch_dir(Path(scratch), run)
     start = time.perf_counter()
@@ -88,7 +63,10 @@ def execute(run: Run, plan_name: str, ledger_dir: str, scratch: str, device: str
     try:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as f, contextlib.redirect_stdout(f):
-            summary, history, resumed = (train_fn or train_or_resume)(run.config, run_dir, device)
+            if train_fn is not None:
+                summary, history, resumed = train_fn(run.config, run_dir, device)
+            else:
+                summary, history, resumed = train_or_resume(run.config, run_dir, device, run.task)
         if not history:
             raise StudyError(f"{run.key}: the run logged no epoch")
         seconds = time.perf_counter() - start
@@ -104,8 +82,9 @@ def execute(run: Run, plan_name: str, ledger_dir: str, scratch: str, device: str
         elif run_dir.is_dir():
             shutil.rmtree(run_dir)
         log.unlink(missing_ok=True)
-        return {"key": run.key, "dataset": run.dataset, "method": run.method, "test_error": record["final"]["test_error"],
-                "seconds": seconds}
+        task = get_task(run.task)
+        return {"key": run.key, "dataset": run.dataset, "method": run.method, "metric": task.metric_name,
+                "score": record["final"].get(task.metric), "seconds": seconds}
     except Exception as err:  # one failed run must not stop the study; it is reported and retried next time
         return {"key": run.key, "dataset": run.dataset, "method": run.method, "error": f"{type(err).__name__}: {err}",
                 "trace": traceback.format_exc(), "seconds": time.perf_counter() - start, "log": str(log)}
@@ -147,6 +126,10 @@ def estimate(runs: Sequence[Run], per_cell: Dict[Tuple[str, str], float]) -> Tup
         else:
             total += s
     return total, unknown
+
+
+def _score(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:.2f}%"
 
 
 def _minutes(seconds: float) -> str:
@@ -257,7 +240,7 @@ class _Progress:
         self._postfix()
         left = self.left_seconds()
         what = (f"FAILED ({result['error']})" if "error" in result
-                else f"{result['test_error']:.2f}% test error ({result['seconds']:.0f} s)")
+                else f"{result['metric']} {_score(result['score'])} ({result['seconds']:.0f} s)")
         self.bar.write(f"[{self.count}/{self.total}] {run.key}: {what}"
                        + (f"; about {_minutes(left)} left" if left is not None and self.left else ""), file=sys.stdout)
 
