@@ -53,6 +53,18 @@ def test_folds_are_identity_splits_and_methods_carry_their_settings():
     assert all(r.task == "reid" for r in runs) and len({r.config_hash for r in runs}) == len(runs)
 
 
+def test_a_method_may_run_on_some_folds_only():
+    methods = copy.deepcopy(REID["methods"])
+    methods["bnneck"]["folds"] = [2]
+    runs = expand(reid_plan(methods=methods))
+    assert [r.key for r in runs] == ["cuhk01/baseline/fold0-seed0", "cuhk01/bnneck-mixup/fold0-seed0",
+                                     "cuhk01/baseline/fold2-seed0", "cuhk01/bnneck/fold2-seed0",
+                                     "cuhk01/bnneck-mixup/fold2-seed0"]
+    methods["bnneck"]["folds"] = [1]
+    with pytest.raises(StudyError, match=r"'methods.bnneck.folds' names fold 1, which data set 'cuhk01' does not use"):
+        reid_plan(methods=methods)
+
+
 def test_reid_plan_errors_name_the_key():
     with pytest.raises(StudyError, match="'task' must be one of classification, reid"):
         reid_plan(task="detection")

@@ -14,6 +14,7 @@ them by name)::
       adamixup-w0: {method: adamixup, mixer_args: {intrusion_weight: 0}}
       mixup-matched: {method: mixup-matched}
       wide: {method: mixup, overrides: {model_args: {width: 32}}}   # config keys of this method's runs
+      step3: {method: erm, overrides: {...}, folds: [0]}            # only on these folds (a costly ablation step)
     folds: 5                               # k-fold of the embedded sets (every fold the test fold once);
                                            # or {num_folds: 5, use: [0, 1]}; or fixed (the data set's own split);
                                            # re-ID: the protocol's identity splits (CUHK01: {num_folds: 10, use: [0, 1, 2]})
@@ -51,7 +52,7 @@ PLAN_DIR = Path(__file__).resolve().parents[1] / "recipes" / "studies"
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 PLAN_KEYS = ("name", "description", "task", "datasets", "methods", "folds", "seeds", "overrides", "primary",
              "comparisons", "pooled", "selection", "statistics")
-METHOD_KEYS = ("method", "mixer_args", "overrides", "description")
+METHOD_KEYS = ("method", "mixer_args", "overrides", "folds", "description")
 # what the study sets per run; a plan may not set them through overrides
 RESERVED = ("method", "mixer_args", "seed", "fold", "num_folds", "run_dir", "device", "quiet")
 # config keys whose sub-keys merge when a plan's layers (plan, data set, method, fold) each set some
@@ -80,9 +81,11 @@ class Folds:
     def label(self, fold: Optional[int]) -> str:
         return "fixed" if fold is None else f"fold{fold}"
 
-    def describe(self) -> str:
+    def describe(self, task: str = "classification") -> str:
         if self.num_folds is None:
             return "the data set's own train/test split"
+        if task == "reid":
+            return f"identity splits {', '.join(map(str, self.use))} of the protocol's {self.num_folds}"
         if len(self.use) == self.num_folds:
             return f"{self.num_folds} stratified folds, each the test fold once"
         return f"folds {', '.join(map(str, self.use))} of {self.num_folds} stratified folds"
@@ -104,6 +107,7 @@ class MethodSpec:
     mixer_args: Dict[str, Any]
     description: str = ""
     overrides: Dict[str, Any] = field(default_factory=dict)  # config keys of this method's runs (an ablation step)
+    folds: Optional[Tuple[int, ...]] = None  # only these of the data sets' folds (None: all of them)
 
 
 @dataclass(frozen=True)
@@ -324,7 +328,8 @@ def _parse_method(label: str, value: Any, source: str) -> MethodSpec:
         fixed = " (the method fixes it)" if bad[0] in METHODS[name].fixed else ""
         raise _bad(source, f"{key}.mixer_args.{bad[0]}", f"is not an option of {name}{fixed}; its options are "
                                                          f"{', '.join(sorted(allowed)) or 'none'}")
-    return MethodSpec(label, name, args, str(value.get("description") or ""), overrides)
+    folds = tuple(_parse_ints(value["folds"], source, f"{key}.folds")) if value.get("folds") is not None else None
+    return MethodSpec(label, name, args, str(value.get("description") or ""), overrides, folds)
 
 
 def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = None) -> Plan:
@@ -372,6 +377,12 @@ def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = 
         raise _bad(source, "methods", f"must map labels to registry methods, got {raw_m!r}")
     methods = {_label(source, "methods", label): _parse_method(label, value, source) for label, value in raw_m.items()}
 
+    for m in methods.values():
+        for d in datasets.values():
+            stray = [f for f in (m.folds or ()) if f not in d.folds.use]
+            if stray:
+                raise _bad(source, f"methods.{m.label}.folds", f"names fold {stray[0]}, which data set {d.label!r} does "
+                                                               f"not use ({d.folds.describe(task_name)})")
     seeds = _parse_ints(data["seeds"], source, "seeds")
     primary = _pair(data["primary"], methods, source, "primary") if data.get("primary") is not None else None
     raw_c = data.get("comparisons") or []
@@ -549,6 +560,8 @@ def expand(plan: Plan) -> List[Run]:
                 fold = ds.folds.use[i]
                 where_fold = {} if fold is None else plan.task.fold_overrides(fold, ds.folds.num_folds)
                 for m in plan.methods.values():
+                    if m.folds is not None and fold not in m.folds:
+                        continue
                     overrides = merge_overrides(plan.overrides, ds.overrides, m.overrides, extra, where_fold,
                                                 {"seed": seed, "quiet": True})
                     where = f"plan {plan.source}, data set {ds.label!r}, method {m.label!r}"
@@ -574,7 +587,7 @@ def plan_summary(plan: Plan) -> Dict[str, Any]:
         "datasets": {k: {"recipe": d.recipe, "overrides": d.overrides, "folds": list(d.folds.use),
                          "num_folds": d.folds.num_folds, "description": d.description} for k, d in plan.datasets.items()},
         "methods": {k: {"method": m.method, "mixer_args": m.mixer_args, "overrides": m.overrides,
-                        "description": m.description}
+                        "folds": list(m.folds) if m.folds is not None else None, "description": m.description}
                     for k, m in plan.methods.items()},
         "seeds": plan.seeds, "overrides": plan.overrides, "primary": list(plan.primary) if plan.primary else None,
         "comparisons": [list(c) for c in plan.all_comparisons()], "pooled": plan.pooled,

@@ -261,15 +261,22 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
     L += ["## Plan", "", "| data set | recipe | settings | folds |", "|---|---|---|---|"]
     for d in plan.datasets.values():
         settings = ", ".join(f"{k}={v}" for k, v in {**plan.overrides, **d.overrides}.items()) or "the recipe's"
-        L.append(f"| {d.label} | `{d.recipe}` | {settings} | {d.folds.describe()} |")
+        L.append(f"| {d.label} | `{d.recipe}` | {settings} | {d.folds.describe(plan.task.name)} |")
     L += ["", "| method | registry method | options | settings |", "|---|---|---|---|"]
     for m in plan.methods.values():
         opts = ", ".join(f"{k}={v!r}" for k, v in m.mixer_args.items()) or "defaults"
         settings = ", ".join(f"{k}={v}" for k, v in m.overrides.items()) or "—"
+        if m.folds is not None:
+            settings += f"; only folds {', '.join(map(str, m.folds))}"
         L.append(f"| {m.label} | `{m.method}` | {opts} | {settings} |")
-    L += ["", f"Seeds {', '.join(map(str, plan.seeds))}. The seed sets the initialization, the batch order and, for a "
-              "training fraction below 1, which stratified subset is kept (the same for every method). "
-              "A pair is two methods on the same data set, fold and seed.", ""]
+    if plan.task.name == "reid":
+        L += ["", f"Seeds {', '.join(map(str, plan.seeds))}. The seed sets the initialization and the PK batches; the "
+                  "split (the fold) sets which identities train and which are queried (the same for every method). "
+                  "A pair is two methods on the same data set, split and seed.", ""]
+    else:
+        L += ["", f"Seeds {', '.join(map(str, plan.seeds))}. The seed sets the initialization, the batch order and, for "
+                  "a training fraction below 1, which stratified subset is kept (the same for every method). "
+                  "A pair is two methods on the same data set, fold and seed.", ""]
     if plan.primary:
         L += [f"**Primary comparison** (stated in the plan before running): **{plan.primary[0]} − {plan.primary[1]}**.", ""]
     L += [f"Intervals: {st['level'] * 100:g}% {'two-stage cluster bootstrap (folds, then seeds within them)' if st['interval'] == 'cluster' else 'bootstrap stratified by fold' if st['interval'] == 'stratified' else 'bootstrap over pairs'}, "
@@ -458,6 +465,8 @@ def write_plots(analysis: Dict[str, Any], records: Sequence[Dict[str, Any]], out
 def _cmc_figure(records: Sequence[Dict[str, Any]], datasets: Sequence[str], methods: Sequence[str], colors: Dict[str, Any],
                 key: str, what: str, ranks: int = 20):
     """Re-ID: each method's CMC curve (mean over its runs) on one plot per data set."""
+    from matplotlib.ticker import MaxNLocator
+
     from ..plots import figure
 
     fig, axes = figure(1, len(datasets), figsize=(5.2 * len(datasets), 4.2), squeeze=False)
@@ -470,8 +479,9 @@ def _cmc_figure(records: Sequence[Dict[str, Any]], datasets: Sequence[str], meth
                 continue
             mean = np.mean([c[:n] for c in curves], axis=0)
             ax.plot(np.arange(1, n + 1), mean, ("-", "--", ":", "-.")[i % 4], color=colors[m], marker=".",
-                    label=f"{m} (rank-1 {mean[0]:.1f}, {len(curves)} runs)")
+                    label=f"{m} (rank-1 {mean[0]:.1f}, {len(curves)} run{'s' if len(curves) > 1 else ''})")
         ax.set(title=f"{ds}: CMC ({what}), mean over runs", xlabel="rank", ylabel="matching rate (%)", xlim=(1, ranks))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()

@@ -129,7 +129,8 @@ def _reid_final(summary: Dict[str, Any], history: List[Dict[str, Any]]) -> Dict[
     last = evals[-1] if evals else {}
     keys = ("mAP", "rank1", "rank5", "rank10", "rank20", "mINP", "cmc", "rerank_mAP", "rerank_rank1",
             "rerank_rank5", "rerank_rank10", "rerank_mINP", "rerank_cmc")
-    return {**{k: last[k] for k in keys if k in last}, "eval_epoch": last.get("epoch")}
+    return {**{k: last[k] for k in keys if k in last}, "eval_epoch": last.get("epoch"),
+            "intrusion_acc": history[-1].get("intrusion_acc") if history else None}
 
 
 REID = StudyTask(
