@@ -79,7 +79,7 @@ def test_shipped_plans_parse_and_the_quick_plan_expands():
     assert {"quick", "digits-controls", "mnist5k-controls", "cifar10s-cpu"} <= set(list_plans())
     for name in list_plans():
         plan = load_plan(name)
-        assert plan.name == name and plan.primary is not None
+        assert plan.name == name and (plan.primary is not None or plan.selection.split == "validation")  # a selection states its rule
     plan = load_plan("quick")
     assert plan.source == "recipes/studies/quick.yaml"
     runs = expand(plan)
@@ -464,4 +464,16 @@ def test_a_validation_mode_ledger_is_read_and_reported_on_its_validation_error(t
     assert all(r["final"]["test_error"] is None and r["final"]["val_error"] >= 10 for r in records)
     analysis = write_report(plan, tmp_path / "ledger", tmp_path / "out", plots=False)
     assert analysis["metric"] == "val_error" and analysis["tables"]["digits"][0]["runs"] == 4
-    assert "Score = validation error (%)" in (tmp_path / "out" / "tiny.md").read_text()
+    text = (tmp_path / "out" / "tiny.md").read_text()
+    assert "Score = validation error (%)" in text
+    # the selection names its choice: on both sets the errors grow with the plan's order, so erm is the lowest
+    assert analysis["chosen"]["digits"][0] == ("erm", pytest.approx(analysis["tables"]["digits"][0]["mean"]))
+    assert "| digits | **erm** |" in text and "| all data sets | **erm** |" in text
+
+
+def test_the_plan_says_which_runs_chose_its_settings(tmp_path):
+    plan = tiny_plan(chosen={"min_width 0.4": "width-val, validation splits"})
+    write_report(plan, tmp_path / "empty", tmp_path / "out", plots=False)
+    assert "| min_width 0.4 | width-val, validation splits |" in (tmp_path / "out" / "tiny.md").read_text()
+    with pytest.raises(StudyError, match="'chosen.x' must say in words which runs chose the setting"):
+        tiny_plan(chosen={"x": ""})

@@ -24,6 +24,8 @@ them by name)::
     comparisons: [[mixup, erm], [adamixup, mixup]]   # more paired comparisons (Holm-corrected together)
     pooled: true                           # also pool each comparison over the data sets
     selection: {split: test}               # or {split: validation, fraction: 0.1}: score on a validation split
+    chosen:                                # where the settings that results chose were chosen (the report lists it)
+      min_width 0.4: "width-val study, validation splits (benchmarks/results/width-val.md)"
     statistics: {test: wilcoxon, interval: cluster, resamples: 10000, level: 0.95, seed: 0}
 
 :func:`expand` turns a plan into :class:`Run` s, each with a stable key
@@ -51,7 +53,7 @@ from .tasks import TASKS, StudyTask, get_task
 PLAN_DIR = Path(__file__).resolve().parents[1] / "recipes" / "studies"
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 PLAN_KEYS = ("name", "description", "task", "datasets", "methods", "folds", "seeds", "overrides", "primary",
-             "comparisons", "pooled", "selection", "statistics")
+             "comparisons", "pooled", "selection", "statistics", "chosen")
 METHOD_KEYS = ("method", "mixer_args", "overrides", "folds", "description")
 # what the study sets per run; a plan may not set them through overrides
 RESERVED = ("method", "mixer_args", "seed", "fold", "num_folds", "run_dir", "device", "quiet")
@@ -138,6 +140,7 @@ class Plan:
     pooled: bool = False
     selection: Selection = field(default_factory=Selection)
     statistics: Dict[str, Any] = field(default_factory=lambda: dict(STATISTICS))
+    chosen: Dict[str, str] = field(default_factory=dict)  # setting -> the runs (validation) that chose it
 
     @property
     def metric(self) -> str:
@@ -428,7 +431,12 @@ def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = 
     if not _int(stats["seed"]):
         raise _bad(source, "statistics.seed", f"must be an integer, got {stats['seed']!r}")
 
+    chosen = _mapping(data.get("chosen"), source, "chosen")
+    bad = next((k for k, v in chosen.items() if not isinstance(v, str) or not v.strip()), None)
+    if bad is not None:
+        raise _bad(source, f"chosen.{bad}", "must say in words which runs chose the setting")
     return Plan(name=name, source=source, datasets=datasets, methods=methods, seeds=seeds, task=get_task(task_name),
+                chosen={str(k): v for k, v in chosen.items()},
                 overrides=overrides,
                 description=str(data.get("description") or ""), primary=primary, comparisons=comparisons,
                 pooled=pooled, selection=Selection(split, None if fraction is None else float(fraction)),
@@ -592,6 +600,7 @@ def plan_summary(plan: Plan) -> Dict[str, Any]:
         "seeds": plan.seeds, "overrides": plan.overrides, "primary": list(plan.primary) if plan.primary else None,
         "comparisons": [list(c) for c in plan.all_comparisons()], "pooled": plan.pooled,
         "selection": {"split": plan.selection.split, "fraction": plan.selection.fraction}, "statistics": plan.statistics,
+        "chosen": plan.chosen,
     }
 
 

@@ -157,6 +157,15 @@ def analyse(plan: Plan, records: Sequence[Dict[str, Any]], runs: Optional[Sequen
     out["holm"] = {"test": st["test"], "family": len(family), "alpha": ALPHA,
                    "survivors": [f"{c['dataset']}: {c['a']} − {c['b']}" for c in family if c["survives"]]}
 
+    means = {ds: {r["method"]: r["mean"] for r in out["tables"][ds]} for ds in datasets}
+    overall = {m: float(np.mean([means[ds][m] for ds in datasets])) for m in methods
+               if all(m in means[ds] for ds in datasets)}
+    out["chosen"] = {}
+    for ds, ms in [*means.items(), *([("all data sets", overall)] if len(datasets) > 1 else [])]:
+        ranked = sorted(ms.items(), key=lambda kv: -kv[1] if higher else kv[1])
+        if ranked:
+            out["chosen"][ds] = (ranked[0], ranked[1] if len(ranked) > 1 else None)
+
     planned = {}
     for run in runs:
         cell = planned.setdefault((run.dataset, run.method), [0, 0])
@@ -277,6 +286,12 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
         L += ["", f"Seeds {', '.join(map(str, plan.seeds))}. The seed sets the initialization, the batch order and, for "
                   "a training fraction below 1, which stratified subset is kept (the same for every method). "
                   "A pair is two methods on the same data set, fold and seed.", ""]
+    if plan.chosen:
+        L += ["Settings chosen from results, and the runs that chose them (the plan's `chosen`):", "",
+              "| setting | chosen by |", "|---|---|"]
+        L += [f"| {k} | {v} |" for k, v in plan.chosen.items()] + [""]
+    elif plan.selection.split == "test":
+        L += ["The plan names no setting chosen from results (`chosen`).", ""]
     if plan.primary:
         L += [f"**Primary comparison** (stated in the plan before running): **{plan.primary[0]} − {plan.primary[1]}**.", ""]
     L += [f"Intervals: {st['level'] * 100:g}% {'two-stage cluster bootstrap (folds, then seeds within them)' if st['interval'] == 'cluster' else 'bootstrap stratified by fold' if st['interval'] == 'stratified' else 'bootstrap over pairs'}, "
@@ -290,6 +305,16 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
     if primary:
         L += ["## Primary comparison", ""]
         L += [f"- {c['dataset']}: {verdict(c, st['level'], higher, metric_name)}" for c in primary] + [""]
+    if plan.selection.split == "validation" and a["datasets"]:
+        L += ["## What this selection chose", "",
+              f"The method with the {'highest' if higher else 'lowest'} mean {metric_name} per data set, and over all "
+              "data sets (the mean of the per-data-set means); whether that choice is resolved is for the comparisons "
+              "below and the plan's own rule to say.", "", "| data set | chosen | its mean | runner-up | its mean |",
+              "|---|---|---:|---|---:|"]
+        for ds, (best, second) in a["chosen"].items():
+            L.append(f"| {ds} | **{best[0]}** | {best[1]:.2f} | {second[0] if second else '—'} | "
+                     f"{_fmt(second[1]) if second else '—'} |")
+        L.append("")
     survivors = a["holm"]["survivors"]
     L += [f"Comparisons that survive the Holm correction at {ALPHA}: " + (", ".join(survivors) if survivors else "none") + ".", ""]
 

@@ -82,9 +82,9 @@ def execute(run: Run, plan_name: str, ledger_dir: str, scratch: str, device: str
         elif run_dir.is_dir():
             shutil.rmtree(run_dir)
         log.unlink(missing_ok=True)
-        task = get_task(run.task)
-        return {"key": run.key, "dataset": run.dataset, "method": run.method, "metric": task.metric_name,
-                "score": record["final"].get(task.metric), "seconds": seconds}
+        key = get_task(run.task).score_key(run.config)
+        return {"key": run.key, "dataset": run.dataset, "method": run.method, "metric": key.replace("_", " "),
+                "score": record["final"].get(key), "seconds": seconds}
     except Exception as err:  # one failed run must not stop the study; it is reported and retried next time
         return {"key": run.key, "dataset": run.dataset, "method": run.method, "error": f"{type(err).__name__}: {err}",
                 "trace": traceback.format_exc(), "seconds": time.perf_counter() - start, "log": str(log)}

@@ -36,9 +36,12 @@ class StudyTask:
     final: Callable[[Dict[str, Any], List[Dict[str, Any]]], Dict[str, Any]]  # (summary, history) -> final metrics
     scores: Tuple[str, ...] = ()    # the final metrics of which a whole record holds at least one
 
-    def better(self, diff: float) -> bool:
-        """Whether a difference ``a − b`` of this task's metric means ``a`` did better."""
-        return diff > 0 if self.higher_is_better else diff < 0
+    def score_key(self, config: Dict[str, Any]) -> str:
+        """The final metric a run of ``config`` is scored on: a classification run that holds out a
+        validation split is scored on it (``val_error``)."""
+        if self.name == "classification" and config.get("validation_fraction"):
+            return "val_error"
+        return self.metric
 
 
 # --------------------------------------------------------------------------------------------------
