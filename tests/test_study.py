@@ -184,7 +184,7 @@ def test_identity_differences_ignore_keys_added_at_their_defaults():
     old = {"epochs": 20.0, "mixer": "MixUp", "mixer.alpha": 1.0, "gone": 3.0}
     assert identity_differences(old, wanted, defaults) == []
     assert identity_differences(old, {**wanted, "new_key": 0.5}, defaults) == ["new_key (absent) -> 0.5"]
-    assert identity_differences({**old, "epochs": 30.0}, wanted, defaults) == ["epochs 30.0 -> 20.0"]
+    assert identity_differences({**old, "epochs": 30.0}, wanted, defaults) == ["epochs 30 -> 20"]  # as written, not as the identity stores it
 
 
 # ---- the ledger -------------------------------------------------------------------------------------
@@ -469,6 +469,8 @@ def test_a_validation_mode_ledger_is_read_and_reported_on_its_validation_error(t
     # the selection names its choice: on both sets the errors grow with the plan's order, so erm is the lowest
     assert analysis["chosen"]["digits"][0] == ("erm", pytest.approx(analysis["tables"]["digits"][0]["mean"]))
     assert "| digits | **erm** |" in text and "| all data sets | **erm** |" in text
+    write_report(plan, tmp_path / "ledger", tmp_path / "out", plots=False)
+    assert (tmp_path / "out" / "tiny.md").read_text() == text  # the same ledger, the same report (no clock in it)
 
 
 def test_the_plan_says_which_runs_chose_its_settings(tmp_path):
@@ -477,3 +479,12 @@ def test_the_plan_says_which_runs_chose_its_settings(tmp_path):
     assert "| min_width 0.4 | width-val, validation splits |" in (tmp_path / "out" / "tiny.md").read_text()
     with pytest.raises(StudyError, match="'chosen.x' must say in words which runs chose the setting"):
         tiny_plan(chosen={"x": ""})
+
+
+def test_a_bad_plan_is_a_usage_error_of_adamixup(tmp_path, capsys):
+    from adamixup.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\n")
+    assert main(["study", "run", str(bad)]) == 2  # like a bad config key: what was asked for is wrong
+    assert "key 'datasets' is missing or empty" in capsys.readouterr().err

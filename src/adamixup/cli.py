@@ -334,8 +334,11 @@ def _ours(err: BaseException) -> bool:
 
 
 def _is_config_error(err: BaseException) -> bool:
+    """A mistake in what was asked for (exit status 2): a bad flag, config key or study plan."""
     config = sys.modules.get("adamixup.train.config")
-    return isinstance(err, CLIError) or (config is not None and isinstance(err, config.ConfigError))
+    study = sys.modules.get("adamixup.study.errors")
+    return (isinstance(err, CLIError) or (config is not None and isinstance(err, config.ConfigError))
+            or (study is not None and isinstance(err, study.StudyError)))
 
 
 def error_line(err: BaseException) -> str:

@@ -536,10 +536,21 @@ def identity_differences(stored: Dict[str, Any], wanted: Dict[str, Any],
         if have is missing:
             if k in defaults and wanted[k] == defaults[k]:
                 continue
-            out.append(f"{k} (absent) -> {wanted[k]!r}")
+            out.append(f"{k} (absent) -> {_show(wanted[k])}")
         elif have != wanted[k]:
-            out.append(f"{k} {have!r} -> {wanted[k]!r}")
+            out.append(f"{k} {_show(have)} -> {_show(wanted[k])}")
     return out
+
+
+def _show(value: Any) -> str:
+    """A setting as a person wrote it: the identity keeps every number as a float, 20.0 reads 20."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
+    return repr(value)
 
 
 def _is_finite_tree(value: Any) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -188,6 +187,8 @@ def analyse(plan: Plan, records: Sequence[Dict[str, Any]], runs: Optional[Sequen
     out["machines"] = [{**m, "devices": sorted(m["devices"])} for m in machines.values()]
     out["train_seconds"] = float(sum(r["final"].get("train_seconds") or 0.0 for r in records))
     out["wall_seconds"] = float(sum(r.get("seconds") or 0.0 for r in records))
+    # the report's date is its ledger's: rebuilding it from the same records writes the same files
+    out["latest_record"] = max((str(r.get("finished_at") or "") for r in records), default="") or None
     return out
 
 
@@ -253,9 +254,9 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
     cov = a["coverage"]
     metric_name, higher = a["metric_name"], a["higher_is_better"]
     L: List[str] = [f"# Study `{plan.name}`" + (f": {plan.description}" if plan.description else ""), ""]
-    L += [f"Rebuilt from the ledger alone (`adamixup study report`) on "
-          f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
-          + (f" by `{command}`" if command else "") + f"; plan `{plan.source}`. Score = {metric_name} (%) of the final "
+    latest = f"; its latest record finished {a['latest_record']}" if a.get("latest_record") else ""
+    L += ["Rebuilt from the ledger alone (`adamixup study report`)"
+          + (f" by `{command}`" if command else "") + latest + f"; plan `{plan.source}`. Score = {metric_name} (%) of the final "
           "epoch (no best-epoch selection), " + ("higher is better." if higher else "lower is better."), ""]
     if cov["partial"]:
         L += [f"**Partial report: {cov['done']} of {cov['planned']} planned runs are in the ledger.** Every number "
