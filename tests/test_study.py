@@ -5,7 +5,6 @@ import copy
 import json
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -46,12 +46,6 @@ def scratch_dir(root: Path, run: Run) -> Path:
     return Path(root) / f"{run.slug}__{run.config_hash[:12]}"
 
 
-def train_or_resume(config: Dict[str, Any], run_dir: Path, device: str, task: Optional[str] = None):
-    """Train a run of ``task`` (default classification) into its scratch folder ``run_dir``, resuming
-    or reading back what an earlier call left there (:mod:`adamixup.study.tasks`)."""
-    return get_task(task).train_or_resume(config, run_dir, device)
-
-
 def execute(run: Run, plan_name: str, ledger_dir: str, scratch: str, device: str = "auto",
             keep_dir: Optional[str] = None, train_fn: Optional[TrainFn] = None) -> Dict[str, Any]:
     """Train one run (in this process or a worker), write its record into ``ledger_dir``, then remove
@@ -63,10 +57,8 @@ def execute(run: Run, plan_name: str, ledger_dir: str, scratch: str, device: str
     try:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as f, contextlib.redirect_stdout(f):
-            if train_fn is not None:
-                summary, history, resumed = train_fn(run.config, run_dir, device)
-            else:
-                summary, history, resumed = train_or_resume(run.config, run_dir, device, run.task)
+            train = train_fn or get_task(run.task).train_or_resume  # trains, resumes or reads back the run
+            summary, history, resumed = train(run.config, run_dir, device)
         if not history:
             raise StudyError(f"{run.key}: the run logged no epoch")
         seconds = time.perf_counter() - start
@@ -261,7 +253,7 @@ def run_plan(plan: Plan, ledger: Union[Ledger, PathLike, Sequence[PathLike], Non
     device:    where the runs train (auto, cpu, cuda, cuda:1, mps); not part of a run's identity.
     keep_runs: move each finished run folder (checkpoints, plots) to ``keep_runs/<dataset>/<method>/<fold-seed>``
                instead of deleting it.
-    train_fn:  the function that trains one run (tests inject one; default :func:`train_or_resume`).
+    train_fn:  the function that trains one run (tests inject one; default: the run's task's ``train_or_resume``, :mod:`adamixup.study.tasks`).
     progress:  show the progress bar (default: when stderr is a terminal; a line per run is printed anyway).
 
     Returns ``{"planned", "done_before", "trained", "failed": [{"key", "error"}], "ledger"}``.
