@@ -466,7 +466,7 @@ def test_a_validation_mode_ledger_is_read_and_reported_on_its_validation_error(t
     text = (tmp_path / "out" / "tiny.md").read_text()
     assert "Score = validation error (%)" in text
     # the selection names its choice: on both sets the errors grow with the plan's order, so erm is the lowest
-    assert analysis["chosen"]["digits"][0] == ("erm", pytest.approx(analysis["tables"]["digits"][0]["mean"]))
+    assert analysis["selected"]["digits"][0] == ("erm", pytest.approx(analysis["tables"]["digits"][0]["mean"]))
     assert "| digits | **erm** |" in text and "| all data sets | **erm** |" in text
     write_report(plan, tmp_path / "ledger", tmp_path / "out", plots=False)
     assert (tmp_path / "out" / "tiny.md").read_text() == text  # the same ledger, the same report (no clock in it)

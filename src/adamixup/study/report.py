@@ -159,11 +159,11 @@ def analyse(plan: Plan, records: Sequence[Dict[str, Any]], runs: Optional[Sequen
     means = {ds: {r["method"]: r["mean"] for r in out["tables"][ds]} for ds in datasets}
     overall = {m: float(np.mean([means[ds][m] for ds in datasets])) for m in methods
                if all(m in means[ds] for ds in datasets)}
-    out["chosen"] = {}
+    out["selected"] = {}
     for ds, ms in [*means.items(), *([("all data sets", overall)] if len(datasets) > 1 else [])]:
         ranked = sorted(ms.items(), key=lambda kv: -kv[1] if higher else kv[1])
         if ranked:
-            out["chosen"][ds] = (ranked[0], ranked[1] if len(ranked) > 1 else None)
+            out["selected"][ds] = (ranked[0], ranked[1] if len(ranked) > 1 else None)
 
     planned = {}
     for run in runs:
@@ -312,7 +312,7 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
               "data sets (the mean of the per-data-set means); whether that choice is resolved is for the comparisons "
               "below and the plan's own rule to say.", "", "| data set | chosen | its mean | runner-up | its mean |",
               "|---|---|---:|---|---:|"]
-        for ds, (best, second) in a["chosen"].items():
+        for ds, (best, second) in a["selected"].items():
             L.append(f"| {ds} | **{best[0]}** | {best[1]:.2f} | {second[0] if second else '—'} | "
                      f"{_fmt(second[1]) if second else '—'} |")
         L.append("")
