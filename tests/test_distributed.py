@@ -4,12 +4,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from adamixup.train import RunDir, Trainer, build_config, resume, train
+from adamixup.train import RunDir, Trainer, TrainingError, build_config, resume, train
 from adamixup.train import distributed as dist
 from adamixup.train.classification import ClassificationTask
 
@@ -49,6 +50,37 @@ def worker(rank, world, port, run_dir, out_dir, stop_after, do_resume):
 
 def run_ranks(tmp_path, run_dir, stop_after=None, do_resume=False):
     mp.spawn(worker, args=(2, free_port(), str(run_dir), str(tmp_path), stop_after, do_resume), nprocs=2, join=True)
+
+
+def refused_worker(rank, world, port, run_dir, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        train(build_config("digits", CFG), run_dir)
+        outcome = "trained"
+    except TrainingError as err:
+        outcome = str(err)
+    with open(os.path.join(out_dir, f"refused{rank}.txt"), "w") as f:
+        f.write(outcome)
+    dist.cleanup()
+
+
+def test_a_folder_refused_on_rank_0_stops_every_rank(tmp_path):
+    taken = tmp_path / "taken"
+    (taken / "checkpoints").mkdir(parents=True)
+    (taken / "checkpoints" / "last.pt").write_bytes(b"")  # holds a run already
+    ctx = mp.start_processes(refused_worker, args=(2, free_port(), str(taken), str(tmp_path)), nprocs=2, join=False,
+                             start_method="spawn")
+    deadline = time.monotonic() + 300  # before the fix, rank 1 waited at the next collective for ever
+    while not ctx.join(timeout=5) and time.monotonic() < deadline:  # join returns when one process ends
+        pass
+    alive = [p for p in ctx.processes if p.is_alive()]
+    for p in alive:
+        p.kill()
+    assert not alive, "a rank is still waiting"
+    for rank in (0, 1):
+        assert "already holds a run" in (tmp_path / f"refused{rank}.txt").read_text()
 
 
 def test_two_process_training_shards_and_sync(tmp_path):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict
+from typing import Callable, Dict, Optional
 
 import torch
 import torch.distributed as tdist
@@ -92,6 +92,23 @@ def broadcast_path(path: Path) -> Path:
     box = [str(path)]
     tdist.broadcast_object_list(box, src=0)
     return Path(box[0])
+
+
+def check_on_rank0(check: Callable[[], None]) -> None:
+    """Run ``check`` on rank 0; when it raises, every rank raises the same error, so that no rank is
+    left waiting at the next collective for a rank that has stopped."""
+    error: Optional[BaseException] = None
+    if rank() == 0:
+        try:
+            check()
+        except Exception as err:  # noqa: BLE001  handed to every rank, then raised there
+            error = err
+    if is_distributed():
+        box = [error]
+        tdist.broadcast_object_list(box, src=0)
+        error = box[0]
+    if error is not None:
+        raise error
 
 
 def barrier() -> None:

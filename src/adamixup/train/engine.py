@@ -442,8 +442,7 @@ def start_run(config, make_task: Callable[..., Task], run_dir: Optional[Path] = 
         run_dir = Path("runs") / f"{config.dataset}-{config.method}-seed{config.seed}-{stamp}"
     run = RunDir(dist.broadcast_path(Path(run_dir or config.run_dir)))
     config.run_dir = str(run)
-    if dist.rank() == 0:
-        run.check_new()
+    dist.check_on_rank0(run.check_new)  # a refused folder stops every rank, not rank 0 alone
     trainer = Trainer(config, run, make_task, **task_kwargs)
     created = run.create(config) if dist.rank() == 0 else None
     dist.barrier()
