@@ -147,7 +147,7 @@ def test_config_errors_and_validation_mode_are_one_sentence(tmp_path):
     with pytest.raises(StudyError, match=r"config key 'lr': must not be negative"):
         expand(tiny_plan(overrides={"lr": -1.0}))
     plan = tiny_plan(selection={"split": "validation", "fraction": 0.1})
-    assert plan.selection.metric == plan.metric == "val_error"
+    assert plan.metric == "val_error"
     assert {r.config["validation_fraction"] for r in expand(plan)} == {0.1}
     bad = tmp_path / "bad.yaml"
     bad.write_text("datasets: [unclosed\n")

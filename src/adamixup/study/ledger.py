@@ -169,7 +169,7 @@ def check_record(record: Any) -> Optional[str]:
         return f"its task {record.get('task')!r} is none of {', '.join(TASKS)}"
     final, task = record["final"], get_task(record.get("task"))
     if not isinstance(final, dict) or not any(isinstance(final.get(k), (int, float)) for k in task.scores):
-        return f"it has no final {' or '.join(k.replace('_', ' ') for k in task.scores)}"
+        return f"it has no final {' or '.join(task.names[k] for k in task.scores)}"
     if not isinstance(record["history"], list) or not record["history"]:
         return "it has no per-epoch metrics"
     if not isinstance(record["key"], str) or record["key"].count("/") != 2:

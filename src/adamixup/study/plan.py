@@ -57,8 +57,6 @@ PLAN_KEYS = ("name", "description", "task", "datasets", "methods", "folds", "see
 METHOD_KEYS = ("method", "mixer_args", "overrides", "folds", "description")
 # what the study sets per run; a plan may not set them through overrides
 RESERVED = ("method", "mixer_args", "seed", "fold", "num_folds", "run_dir", "device", "quiet")
-# config keys whose sub-keys merge when a plan's layers (plan, data set, method, fold) each set some
-NESTED = ("model_args", "mixer_args", "dataset_args")
 # keys that do not change what a run computes (display, where it runs, speed-only knobs) or that name a place rather
 # than the data: not part of a run's identity, so that a record made on another machine (another device, another
 # path to the same data, channels-last or compiled on a GPU) stands for the run
@@ -83,14 +81,10 @@ class Folds:
     def label(self, fold: Optional[int]) -> str:
         return "fixed" if fold is None else f"fold{fold}"
 
-    def describe(self, task: str = "classification") -> str:
+    def describe(self, task: Optional[StudyTask] = None) -> str:
         if self.num_folds is None:
             return "the data set's own train/test split"
-        if task == "reid":
-            return f"identity splits {', '.join(map(str, self.use))} of the protocol's {self.num_folds}"
-        if len(self.use) == self.num_folds:
-            return f"{self.num_folds} stratified folds, each the test fold once"
-        return f"folds {', '.join(map(str, self.use))} of {self.num_folds} stratified folds"
+        return (task or get_task(None)).describe_folds(tuple(self.use), self.num_folds)
 
 
 @dataclass(frozen=True)
@@ -120,10 +114,6 @@ class Selection:
     split: str = "test"
     fraction: Optional[float] = None
 
-    @property
-    def metric(self) -> str:
-        return "val_error" if self.split == "validation" else "test_error"
-
 
 @dataclass
 class Plan:
@@ -144,9 +134,9 @@ class Plan:
 
     @property
     def metric(self) -> str:
-        """The final metric the comparisons use: the task's (mAP for re-ID), or for classification the
-        split the selection scores (``test_error`` or ``val_error``)."""
-        return self.selection.metric if self.task.name == "classification" else self.task.metric
+        """The final metric the comparisons use: the task's (test error, mAP), or its validation metric
+        when the selection scores a validation split."""
+        return self.task.score_key(self.selection.split == "validation")
 
     def all_comparisons(self) -> List[Tuple[str, str]]:
         """The primary comparison first, then the plan's others (each pair once, in either direction);
@@ -348,6 +338,7 @@ def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = 
     task_name = data.get("task", "classification")
     if task_name not in TASKS:
         raise _bad(source, "task", f"must be one of {', '.join(TASKS)}, got {task_name!r}")
+    task = get_task(task_name)
     for required in ("datasets", "methods", "seeds"):
         if not data.get(required):
             raise _bad(source, required, "is missing or empty")
@@ -385,7 +376,7 @@ def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = 
             stray = [f for f in (m.folds or ()) if f not in d.folds.use]
             if stray:
                 raise _bad(source, f"methods.{m.label}.folds", f"names fold {stray[0]}, which data set {d.label!r} does "
-                                                               f"not use ({d.folds.describe(task_name)})")
+                                                               f"not use ({d.folds.describe(task)})")
     seeds = _parse_ints(data["seeds"], source, "seeds")
     primary = _pair(data["primary"], methods, source, "primary") if data.get("primary") is not None else None
     raw_c = data.get("comparisons") or []
@@ -403,8 +394,8 @@ def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = 
     split = sel.get("split", "test")
     if split not in ("test", "validation"):
         raise _bad(source, "selection.split", f"must be test or validation, got {split!r}")
-    if split == "validation" and task_name != "classification":
-        raise _bad(source, "selection.split", f"validation applies to classification plans; a {task_name} plan "
+    if split == "validation" and task.validation_metric is None:
+        raise _bad(source, "selection.split", f"validation needs a task that holds out a validation split; a {task_name} plan "
                                               "chooses on its own training identities (use another split)")
     fraction = sel.get("fraction")
     if split == "validation":
@@ -435,7 +426,7 @@ def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = 
     bad = next((k for k, v in chosen.items() if not isinstance(v, str) or not v.strip()), None)
     if bad is not None:
         raise _bad(source, f"chosen.{bad}", "must say in words which runs chose the setting")
-    return Plan(name=name, source=source, datasets=datasets, methods=methods, seeds=seeds, task=get_task(task_name),
+    return Plan(name=name, source=source, datasets=datasets, methods=methods, seeds=seeds, task=task,
                 chosen={str(k): v for k, v in chosen.items()},
                 overrides=overrides,
                 description=str(data.get("description") or ""), primary=primary, comparisons=comparisons,
@@ -456,12 +447,14 @@ def config_for(recipe: Optional[str], overrides: Dict[str, Any], method: str, mi
 
 def merge_overrides(*layers: Dict[str, Any]) -> Dict[str, Any]:
     """Config keys of several layers (plan, data set, method, fold), later ones winning; the sub-keys
-    of :data:`NESTED` keys merge (a data set's ``dataset_args.num_test`` and a fold's
-    ``dataset_args.split`` both hold)."""
+    of the config's mapping keys (``DICT_KEYS``: ``model_args``, ``mixer_args``, ``dataset_args``) merge
+    (a data set's ``dataset_args.num_test`` and a fold's ``dataset_args.split`` both hold)."""
+    from ..train.config import DICT_KEYS
+
     out: Dict[str, Any] = {}
     for layer in layers:
         for k, v in layer.items():
-            if k in NESTED and isinstance(v, dict) and isinstance(out.get(k), dict):
+            if k in DICT_KEYS and isinstance(v, dict) and isinstance(out.get(k), dict):
                 out[k] = {**out[k], **v}
             else:
                 out[k] = dict(v) if isinstance(v, dict) else v

@@ -48,12 +48,6 @@ def _cluster(record: Dict[str, Any], pooled: bool) -> Any:
     return f"fold{fold}"
 
 
-def _metric_name(plan: Plan) -> str:
-    if plan.task.name == "classification":
-        return "validation error" if plan.metric == "val_error" else "test error"
-    return plan.task.metric_name
-
-
 def _oriented(summary: Dict[str, Any], higher: bool) -> Dict[str, Any]:
     """``a_better`` / ``b_better`` counted the pairs with a negative / positive difference (errors); for a
     score where higher is better (mAP) they swap."""
@@ -96,7 +90,7 @@ def analyse(plan: Plan, records: Sequence[Dict[str, Any]], runs: Optional[Sequen
     if higher:  # relative improvements are the paper's way with errors
         rel_refs = []
 
-    out: Dict[str, Any] = {"metric": metric, "metric_name": _metric_name(plan), "higher_is_better": higher,
+    out: Dict[str, Any] = {"metric": metric, "metric_name": plan.task.names[metric], "higher_is_better": higher,
                            "columns": list(plan.task.columns), "datasets": datasets, "methods": methods, "tables": {}, "comparisons": {},
                            "pooled": [], "lam": {}, "time_reference": time_ref, "relative_to": rel_refs}
     for ds in datasets:
@@ -271,7 +265,7 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
     L += ["## Plan", "", "| data set | recipe | settings | folds |", "|---|---|---|---|"]
     for d in plan.datasets.values():
         settings = ", ".join(f"{k}={v}" for k, v in {**plan.overrides, **d.overrides}.items()) or "the recipe's"
-        L.append(f"| {d.label} | `{d.recipe}` | {settings} | {d.folds.describe(plan.task.name)} |")
+        L.append(f"| {d.label} | `{d.recipe}` | {settings} | {d.folds.describe(plan.task)} |")
     L += ["", "| method | registry method | options | settings |", "|---|---|---|---|"]
     for m in plan.methods.values():
         opts = ", ".join(f"{k}={v!r}" for k, v in m.mixer_args.items()) or "defaults"
@@ -279,14 +273,7 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
         if m.folds is not None:
             settings += f"; only folds {', '.join(map(str, m.folds))}"
         L.append(f"| {m.label} | `{m.method}` | {opts} | {settings} |")
-    if plan.task.name == "reid":
-        L += ["", f"Seeds {', '.join(map(str, plan.seeds))}. The seed sets the initialization and the PK batches; the "
-                  "split (the fold) sets which identities train and which are queried (the same for every method). "
-                  "A pair is two methods on the same data set, split and seed.", ""]
-    else:
-        L += ["", f"Seeds {', '.join(map(str, plan.seeds))}. The seed sets the initialization, the batch order and, for "
-                  "a training fraction below 1, which stratified subset is kept (the same for every method). "
-                  "A pair is two methods on the same data set, fold and seed.", ""]
+    L += ["", f"Seeds {', '.join(map(str, plan.seeds))}. {plan.task.pairing}", ""]
     if plan.chosen:
         L += ["Settings chosen from results, and the runs that chose them (the plan's `chosen`):", "",
               "| setting | chosen by |", "|---|---|"]

@@ -74,8 +74,9 @@ def execute(run: Run, plan_name: str, ledger_dir: str, scratch: str, device: str
         elif run_dir.is_dir():
             shutil.rmtree(run_dir)
         log.unlink(missing_ok=True)
-        key = get_task(run.task).score_key(run.config)
-        return {"key": run.key, "dataset": run.dataset, "method": run.method, "metric": key.replace("_", " "),
+        task = get_task(run.task)
+        key = task.score_key(bool(run.config.get("validation_fraction")))
+        return {"key": run.key, "dataset": run.dataset, "method": run.method, "metric": task.names[key],
                 "score": record["final"].get(key), "seconds": seconds}
     except Exception as err:  # one failed run must not stop the study; it is reported and retried next time
         return {"key": run.key, "dataset": run.dataset, "method": run.method, "error": f"{type(err).__name__}: {err}",

@@ -27,21 +27,25 @@ Trained = Tuple[Dict[str, Any], List[Dict[str, Any]], bool]  # (summary, per-epo
 class StudyTask:
     name: str
     metric: str                     # the final metric the comparisons use
-    metric_name: str                # how the report names it
+    names: Dict[str, str]           # how the report names the metrics it scores on
     higher_is_better: bool
     columns: Tuple[str, ...]        # more final metrics the report's tables show, beside the metric
     build: Callable[[Optional[str], Dict[str, Any]], Any]   # (recipe, overrides) -> validated config
     fold_overrides: Callable[[int, int], Dict[str, Any]]     # (fold, num_folds) -> config keys
     train_or_resume: Callable[[Dict[str, Any], Path, str], Trained]
     final: Callable[[Dict[str, Any], List[Dict[str, Any]]], Dict[str, Any]]  # (summary, history) -> final metrics
-    scores: Tuple[str, ...] = ()    # the final metrics of which a whole record holds at least one
+    describe_folds: Callable[[Tuple[int, ...], int], str]  # (folds used, num_folds) -> words for the report
+    pairing: str                    # what a seed and a fold decide, and what makes a pair (the report says it)
+    validation_metric: Optional[str] = None  # the metric of runs scored on a held-out validation split, if any
 
-    def score_key(self, config: Dict[str, Any]) -> str:
-        """The final metric a run of ``config`` is scored on: a classification run that holds out a
-        validation split is scored on it (``val_error``)."""
-        if self.name == "classification" and config.get("validation_fraction"):
-            return "val_error"
-        return self.metric
+    @property
+    def scores(self) -> Tuple[str, ...]:
+        """The final metrics of which a whole record holds at least one."""
+        return (self.metric,) + ((self.validation_metric,) if self.validation_metric else ())
+
+    def score_key(self, validation: bool) -> str:
+        """The final metric a run is scored on: with a held-out validation split, its metric."""
+        return self.validation_metric if validation and self.validation_metric else self.metric
 
 
 # --------------------------------------------------------------------------------------------------
@@ -102,11 +106,20 @@ def _classification_final(summary: Dict[str, Any], history: List[Dict[str, Any]]
     }
 
 
+def _stratified_folds(use: Tuple[int, ...], num: int) -> str:
+    if len(use) == num:
+        return f"{num} stratified folds, each the test fold once"
+    return f"folds {', '.join(map(str, use))} of {num} stratified folds"
+
+
 CLASSIFICATION = StudyTask(
-    name="classification", metric="test_error", metric_name="test error", higher_is_better=False, columns=(),
-    scores=("test_error", "val_error"),
+    name="classification", metric="test_error", validation_metric="val_error",
+    names={"test_error": "test error", "val_error": "validation error"}, higher_is_better=False, columns=(),
     build=_classification_build, fold_overrides=lambda fold, num: {"fold": fold, "num_folds": num},
-    train_or_resume=_classification_train, final=_classification_final)
+    train_or_resume=_classification_train, final=_classification_final, describe_folds=_stratified_folds,
+    pairing="The seed sets the initialization, the batch order and, for a training fraction below 1, which "
+            "stratified subset is kept (the same for every method). A pair is two methods on the same data set, "
+            "fold and seed.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -137,9 +150,13 @@ def _reid_final(summary: Dict[str, Any], history: List[Dict[str, Any]]) -> Dict[
 
 
 REID = StudyTask(
-    name="reid", metric="mAP", metric_name="mAP", higher_is_better=True, columns=REID_COLUMNS, scores=("mAP",),
+    name="reid", metric="mAP", names={"mAP": "mAP"}, higher_is_better=True, columns=REID_COLUMNS,
     build=_reid_build, fold_overrides=lambda split, num: {"dataset_args": {"split": split, "num_splits": num}},
-    train_or_resume=_reid_train, final=_reid_final)
+    train_or_resume=_reid_train, final=_reid_final,
+    describe_folds=lambda use, num: f"identity splits {', '.join(map(str, use))} of the protocol's {num}",
+    pairing="The seed sets the initialization and the PK batches; the split (the fold) sets which identities "
+            "train and which are queried (the same for every method). A pair is two methods on the same data set, "
+            "split and seed.")
 
 TASKS: Dict[str, StudyTask] = {t.name: t for t in (CLASSIFICATION, REID)}
 
