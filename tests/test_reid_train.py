@@ -81,6 +81,23 @@ def test_resume_continues_identically(tmp_path, market):
     assert la == lb and a["final"] == b["final"]
 
 
+def test_evaluating_draws_no_random_numbers_of_the_training(tmp_path, market):
+    # random erasing draws from the same stream as everything else: an evaluation between two epochs
+    # must leave it alone, or eval_every would change what a run computes
+    every = train_reid(cfg(market, epochs=3, eval_every=1, random_erasing=0.5), tmp_path / "every")
+    sparse = train_reid(cfg(market, epochs=3, eval_every=3, random_erasing=0.5), tmp_path / "sparse")
+    la = [json.loads(x) for x in (tmp_path / "every" / "metrics.jsonl").read_text().splitlines()]
+    lb = [json.loads(x) for x in (tmp_path / "sparse" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["train_loss"] for m in la] == pytest.approx([m["train_loss"] for m in lb], rel=1e-6)
+    assert ["mAP" in m for m in lb] == [False, False, True]
+    assert every["final"] == pytest.approx(sparse["final"], abs=1e-6)
+    # so a run extended from 2 to 3 epochs (constant schedule) is the run trained for 3 from the start
+    train_reid(cfg(market, epochs=2, eval_every=1, random_erasing=0.5), tmp_path / "extended")
+    extended = resume_reid(tmp_path / "extended", epochs=3)
+    lc = [json.loads(x) for x in (tmp_path / "extended" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["train_loss"] for m in lc] == [m["train_loss"] for m in la] and extended["final"] == every["final"]
+
+
 def test_cli_evaluate_rerank_export_and_reevaluate(tmp_path, market, capsys):
     run = tmp_path / "cli"
     args = ["reid", "train", "--data-root", str(market), "--run-dir", str(run), "--quiet", "--epochs", "1",

@@ -152,8 +152,6 @@ class ClassificationTask(Task):
 
     def evaluate(self, epoch: int, final: bool) -> Dict[str, float]:
         cfg, d = self.config, self.data
-        if not (final or epoch % cfg.eval_every == 0):
-            return {}  # an epoch between evaluations: its metrics line holds the training terms only
         test_pred = predict(self.model, d.test_x, self.augment, cfg.eval_batch_size, self.device, cfg.precision)
         idx = self.train_eval_idx
         train_pred = predict(self.model, d.train_x[idx], self.augment, cfg.eval_batch_size, self.device, cfg.precision)

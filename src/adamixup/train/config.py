@@ -99,6 +99,7 @@ class RunConfig:
     tensorboard: bool = False
     quiet: bool = False
     stop_on_divergence: bool = False  # stop (not only warn) when the loss grows far above its first step's
+    eval_every: int = 1  # evaluate every N epochs and always after the last (the engine decides when)
 
     # mixer options that the task sets itself, so that a recipe may not
     task_mixer_args: ClassVar[Tuple[str, ...]] = ()
@@ -123,8 +124,9 @@ class RunConfig:
         why = _check_device_name(self.device)
         if why:
             raise self.bad("device", why)
-        if self.epochs < 1:
-            raise self.bad("epochs", "must be at least 1")
+        for key in ("epochs", "eval_every"):
+            if getattr(self, key) < 1:
+                raise self.bad(key, "must be at least 1")
         for key in ("lr", "weight_decay", "momentum", "warmup_epochs"):
             if getattr(self, key) < 0:
                 raise self.bad(key, "must not be negative")
@@ -192,7 +194,6 @@ class TrainConfig(RunConfig):
     # evaluation
     eval_batch_size: int = 1000
     train_eval_samples: int = 1000  # fixed subset of the training set on which train error is measured
-    eval_every: int = 1  # evaluate every N epochs (and always after the last): long CPU runs save the time
 
     def validate(self) -> "TrainConfig":
         from ..data import DATASETS
@@ -206,7 +207,7 @@ class TrainConfig(RunConfig):
             check_model_spec(self.model, self.model_args)
         except ModelError as err:
             raise ConfigError(f"config key 'model': {err}") from None
-        for key in ("batch_size", "eval_batch_size", "num_folds", "eval_every"):
+        for key in ("batch_size", "eval_batch_size", "num_folds"):
             if getattr(self, key) < 1:
                 raise self.bad(key, "must be at least 1")
         if self.train_eval_samples < 0:

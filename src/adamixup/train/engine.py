@@ -87,6 +87,8 @@ class Task:
         raise NotImplementedError
 
     def evaluate(self, epoch: int, final: bool) -> Dict[str, Any]:
+        """Metrics of the model after ``epoch``; called every ``eval_every`` epochs and after the last
+        (``final``)."""
         raise NotImplementedError
 
     def plots(self, run: RunDir, history: List[Dict[str, Any]], last: Optional[StepOutput]) -> None:
@@ -359,7 +361,9 @@ class Trainer:
             first_step_loss = metrics.pop("first_step_loss", None)
             if self.loss_reference is None:
                 self.loss_reference = first_step_loss
-            metrics.update(task.evaluate(self.epoch, final=self.epoch == cfg.epochs))
+            final = self.epoch == cfg.epochs
+            if final or self.epoch % cfg.eval_every == 0:  # between evaluations a line holds the training terms
+                metrics.update(task.evaluate(self.epoch, final=final))
             metrics = {"epoch": self.epoch, "lr": self.epoch_lr, **metrics}
             diverged = self._check_divergence(metrics)
             if self.main:
