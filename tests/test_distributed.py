@@ -31,14 +31,14 @@ def worker(rank, world, port, run_dir, out_dir, stop_after, do_resume):
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     seen = []
-    original = ClassificationTask.batches
+    original = ClassificationTask.shard
 
-    def recording(self, epoch, generator):  # record the sample indices this rank trains on
-        for x, y in original(self, epoch, generator):
-            seen.append(self.last_indices.tolist())
-            yield x, y
+    def recording(self, generator):  # record the sample indices this rank trains on
+        for idx in original(self, generator):
+            seen.append(idx.tolist())
+            yield idx
 
-    ClassificationTask.batches = recording
+    ClassificationTask.shard = recording
     if do_resume:
         resume(run_dir)
     else:

@@ -138,16 +138,19 @@ class ClassificationTask(Task):
     def optimizers(self) -> List[torch.optim.Optimizer]:
         return [build_optimizer(self.config, trainable(self.model, self.mixer))]
 
-    def batches(self, epoch: int, generator: torch.Generator) -> Iterator[Tuple[Tensor, Tensor]]:
-        """This rank's batches of an epoch. Every rank draws the same permutation (same generator
-        state); rank r takes batch slots r, r + world, ...: disjoint shards, and the tail that does
-        not fill a batch on every rank is left for another epoch."""
+    def shard(self, generator: torch.Generator) -> Iterator[Tensor]:
+        """The sample indices of this rank's batches in an epoch. Every rank draws the same
+        permutation (same generator state); rank r takes batch slots r, r + world, ...: disjoint
+        shards, and the tail that does not fill a batch on every rank is left for another epoch."""
         perm = torch.randperm(len(self.train_y), generator=generator)
         b = self.per_rank_batch
         for i in range(self.steps_per_epoch):
             lo = (i * self.world + self.rank) * b
-            idx = perm[lo : lo + b].to(self.device, non_blocking=True)
-            self.last_indices = idx  # which samples this batch holds (tests check the shards)
+            yield perm[lo : lo + b].to(self.device, non_blocking=True)
+
+    def batches(self, epoch: int, generator: torch.Generator) -> Iterator[Tuple[Tensor, Tensor]]:
+        """This rank's batches of an epoch (the indices of `shard`, augmented)."""
+        for idx in self.shard(generator):
             yield self.augment(self.train_x[idx], generator=generator), self.train_y[idx]
 
     def evaluate(self, epoch: int, final: bool) -> Dict[str, float]:
