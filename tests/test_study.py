@@ -157,6 +157,16 @@ def test_config_errors_and_validation_mode_are_one_sentence(tmp_path):
         load_plan("nope")
 
 
+def test_a_shipped_plans_source_as_reports_print_it_loads_back(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not where the package lives: the printed reference must still resolve
+    plan = load_plan("quick")
+    assert plan.source == "recipes/studies/quick.yaml"
+    again = load_plan(plan.source)
+    assert (again.name, again.source, sorted(again.methods)) == (plan.name, plan.source, sorted(plan.methods))
+    with pytest.raises(StudyError, match="no plan file 'recipes/studies/nope.yaml'"):
+        load_plan("recipes/studies/nope.yaml")
+
+
 def test_registry_methods_map_to_the_config_with_one_identity():
     frozen = config_for("digits", {}, "pi-frozen", {}).to_dict()
     plain = config_for("digits", {}, "adamixup", {"train_policy": False}).to_dict()

@@ -181,12 +181,15 @@ def list_plans() -> List[str]:
 
 
 def find_plan(name_or_path: Union[str, Path]) -> Path:
+    """A plan file: a path, a shipped plan's name, or ``recipes/studies/NAME.yaml`` (a shipped plan's
+    ``source``, as reports print it)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    shipped = PLAN_DIR / f"{name_or_path}.yaml"
-    if shipped.is_file():
-        return shipped
+    for shipped in (PLAN_DIR / f"{name_or_path}.yaml",
+                    PLAN_DIR / path.name if path.parent == Path("recipes/studies") else None):
+        if shipped is not None and shipped.is_file():
+            return shipped
     raise StudyError(f"no plan file {str(name_or_path)!r}; shipped plans: {', '.join(list_plans()) or 'none'}")
 
 
