@@ -186,10 +186,9 @@ def find_plan(name_or_path: Union[str, Path]) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    for shipped in (PLAN_DIR / f"{name_or_path}.yaml",
-                    PLAN_DIR / path.name if path.parent == Path("recipes/studies") else None):
-        if shipped is not None and shipped.is_file():
-            return shipped
+    shipped = PLAN_DIR / (path.name if path.parent == Path("recipes/studies") else f"{name_or_path}.yaml")
+    if shipped.is_file():
+        return shipped
     raise StudyError(f"no plan file {str(name_or_path)!r}; shipped plans: {', '.join(list_plans()) or 'none'}")
 
 
