@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from adamixup.data.base import DataError
-from adamixup.reid.data import read_market1501
+from adamixup.reid.data import hold_out_identities, read_market1501
 from adamixup.reid.datasets import read_reid_dataset
 from adamixup.reid.cuhk01 import (
     iter_cuhk01_splits,
@@ -94,6 +94,27 @@ def test_splits_are_reproducible_and_differ_by_index(cuhk):
     assert test_ids(split=2, shot="multi")[::2] == test_ids(split=2, shot="single")
     splits = list(iter_cuhk01_splits(str(cuhk), num_test=5, num_splits=3))
     assert [d.query.pids.tolist() for d in splits] == [test_ids(split=i, num_splits=3) for i in range(3)]
+
+
+def test_a_validation_split_holds_out_training_identities_only(cuhk):
+    data = read_cuhk01(str(cuhk), num_test=5, split=1)
+    val = hold_out_identities(data, 0.3, seed=3)
+    label_of = data.train_pid_map
+    held = {p for p, l in label_of.items() if l in set(val.query.pids.tolist())}
+    assert len(held) == 2 and set(val.train_pid_map) == set(label_of) - held  # round(0.3 * 7) persons
+    assert not held & set(data.query.pids.tolist())  # the test persons are not used
+    assert len(val.train) == 20 and sorted(set(val.train.pids.tolist())) == list(range(5))
+    # one camera-A query image per held-out person, both of its camera-B images in the gallery
+    assert len(val.query) == 2 and (val.query.camids == 0).all()
+    assert len(val.gallery) == 4 and (val.gallery.camids == 1).all()
+    assert set(val.gallery.pids.tolist()) == set(val.query.pids.tolist())
+    # the new labels keep the original person ids, and the draw is reproducible
+    assert all(os.path.basename(path)[:4] == f"{p:04d}" for p, label in val.train_pid_map.items()
+               for path, pid, _ in val.train if pid == label)
+    assert hold_out_identities(data, 0.3, seed=3).query.paths == val.query.paths
+    for bad in (0.0, 1.0, 0.01):
+        with pytest.raises(DataError, match="validation fraction"):
+            hold_out_identities(data, bad)
 
 
 def test_protocol_argument_errors(cuhk):

@@ -12,6 +12,7 @@ from adamixup.study.ledger import make_record, read_records, write_record
 from adamixup.study.plan import expand, merge_overrides, parse_plan
 from adamixup.study.report import write_report
 from adamixup.study.runner import run_plan
+from adamixup.study.tasks import get_task
 from test_cuhk01 import make_cuhk01
 
 REID = {
@@ -68,8 +69,6 @@ def test_a_method_may_run_on_some_folds_only():
 def test_reid_plan_errors_name_the_key():
     with pytest.raises(StudyError, match="'task' must be one of classification, reid"):
         reid_plan(task="detection")
-    with pytest.raises(StudyError, match="'selection.split' validation needs a task that holds out a validation split"):
-        reid_plan(selection={"split": "validation"})
     bad = copy.deepcopy(REID["methods"])
     bad["bnneck"]["overrides"]["seed"] = 3
     with pytest.raises(StudyError, match="'methods.bnneck.overrides.seed' is set by the study itself"):
@@ -78,6 +77,16 @@ def test_reid_plan_errors_name_the_key():
         bad = copy.deepcopy(REID["methods"])
         bad["bnneck"]["overrides"]["neck"] = "bnnek"
         expand(reid_plan(methods=bad))
+
+
+def test_a_validation_selection_holds_out_training_identities_and_scores_them():
+    plan = reid_plan(selection={"split": "validation", "fraction": 0.2})
+    assert plan.metric == "val_mAP"
+    runs = expand(plan)
+    assert all(r.config["validation_fraction"] == 0.2 for r in runs)
+    final = get_task("reid").final({"validation_fraction": 0.2}, _fake_history(25.0, 30.0))
+    assert final["val_mAP"] == 25.0 and "mAP" not in final and final["rank1"] == 30.0
+    assert get_task("reid").final({"validation_fraction": 0.0}, _fake_history(25.0, 30.0))["mAP"] == 25.0
 
 
 def test_merge_overrides_merges_nested_keys_only():

@@ -244,6 +244,40 @@ def relabel_train(split: ReIDSplit) -> Tuple[ReIDSplit, Dict[int, int]]:
     return ReIDSplit(split.name, list(split.paths), new, split.camids.copy()), mapping
 
 
+def hold_out_identities(data: ReIDData, fraction: float, seed: int = 0) -> ReIDData:
+    """A validation split drawn from the training identities alone, for choosing settings without
+    looking at the test persons: ``round(fraction × N)`` of the training persons seen by at least
+    two cameras, drawn from ``seed``, become the query and gallery persons, and training keeps the
+    rest (relabelled ``0..M-1`` in increasing order of their original ids). Query: one image of each
+    held-out person, drawn at random among those of its lowest camera; gallery: all its images from
+    the other cameras (CUHK01: one camera-A image against both camera-B ones). The data set's own
+    query and gallery are dropped."""
+    if isinstance(fraction, bool) or not 0 < fraction < 1:
+        raise DataError(f"the validation fraction must lie in (0, 1), got {fraction!r}")
+    train = data.train
+    labels = np.unique(train.pids)
+    multi = [p for p in labels.tolist() if np.unique(train.camids[train.pids == p]).size >= 2]
+    count = int(round(fraction * labels.size))
+    if not 1 <= count <= len(multi) or count >= labels.size:
+        raise DataError(f"a validation fraction of {fraction:g} holds out {count} of {data.name}'s {labels.size} training "
+                        f"persons, of which {len(multi)} are seen by two cameras or more: choose a fraction that "
+                        "holds out at least one of those and leaves some to train on")
+    rng = np.random.default_rng([int(seed), 7])
+    held = np.sort(rng.choice(np.asarray(multi, dtype=np.int64), size=count, replace=False))
+    keep = ~np.isin(train.pids, held)
+    query, gallery = [], []
+    for p in held.tolist():
+        rows = np.flatnonzero(train.pids == p)
+        first = rows[train.camids[rows] == train.camids[rows].min()]
+        query.append(int(first[rng.integers(first.size)]))
+        gallery += rows[train.camids[rows] != train.camids[rows].min()].tolist()
+    take = lambda name, rows: ReIDSplit(name, [train.paths[i] for i in rows], train.pids[rows], train.camids[rows])  # noqa: E731
+    kept, relabel = relabel_train(take("train", np.flatnonzero(keep)))
+    original = {label: pid for pid, label in data.train_pid_map.items()}
+    mapping = {original.get(old, old): new for old, new in relabel.items()}
+    return ReIDData(data.name, data.root, kept, take("query", query), take("gallery", gallery), mapping)
+
+
 def _folder_dataset(
     root: str, name: str, display: str, candidates: Sequence[str], cam_base: int, max_cam: Optional[int], check: bool,
     check_images: bool = True,

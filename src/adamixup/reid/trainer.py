@@ -22,7 +22,7 @@ from ..models.reid_resnet import ReIDResNet50
 from ..train.config import RECIPE_DIR, ConfigError, RunConfig, load_recipe, update_config
 from ..train.engine import StepOutput, Task, TrainingError, build_optimizer, resume_run, select_device, start_run, trainable
 from ..train.rundir import RunDir
-from .data import ReIDData, ReIDImageDataset, describe
+from .data import ReIDData, ReIDImageDataset, describe, hold_out_identities
 from .datasets import READERS, read_reid_dataset
 from .features import FeatureSet, export_features, extract_features, load_features
 from .losses import CenterLoss, TripletLoss
@@ -47,6 +47,9 @@ class ReIDConfig(RunConfig):
 
     dataset: str = "market1501"
     dataset_args: Dict[str, Any] = field(default_factory=dict)  # the reader's options (cuhk01: split, num_test, shot)
+    # a share of the training identities held out as query and gallery and scored instead of the test persons
+    # (reid.data.hold_out_identities): choose settings on it, never on the test persons
+    validation_fraction: float = 0.0
     # data
     height: int = 256
     width: int = 128
@@ -97,6 +100,8 @@ class ReIDConfig(RunConfig):
         for key in ("p", "k", "height", "width"):
             if getattr(self, key) < 1:
                 raise self.bad(key, "must be at least 1")
+        if not 0 <= self.validation_fraction < 1:
+            raise self.bad("validation_fraction", "must be 0 (off) or lie in (0, 1)")
         for key in ("random_erasing", "flip"):
             if not 0 <= getattr(self, key) <= 1:
                 raise self.bad(key, "is a probability in [0, 1]")
@@ -158,6 +163,8 @@ def read_data(config: ReIDConfig, verbose: bool = False) -> ReIDData:
     if not config.data_root:
         raise TrainingError(f"re-ID training needs --data-root, the folder holding {config.dataset}")
     data = read_reid_dataset(config.dataset, config.data_root, **config.dataset_args)
+    if config.validation_fraction:
+        data = hold_out_identities(data, config.validation_fraction, config.seed)
     if verbose:
         describe(data)
     return data
@@ -277,7 +284,8 @@ class ReIDTask(Task):
 
     def summary(self, history: List[Dict[str, Any]]) -> Dict[str, Any]:
         evals = [m for m in history if "mAP" in m]
-        return {"final": {k: evals[-1][k] for k in SCALARS} if evals else None, "backbone": self.config.backbone}
+        return {"final": {k: evals[-1][k] for k in SCALARS} if evals else None, "backbone": self.config.backbone,
+                "validation_fraction": self.config.validation_fraction}
 
 
 def train_reid(config: ReIDConfig, run_dir: Optional[Path] = None, stop_after: Optional[int] = None,

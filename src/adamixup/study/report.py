@@ -258,7 +258,8 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
     else:
         L += [f"All {cov['planned']} planned runs are in the ledger.", ""]
     if plan.selection.split == "validation":
-        L += [f"Selection mode: every run held out {plan.selection.fraction:g} of its training fold as a validation split "
+        L += [f"Selection mode: every run held out {plan.selection.fraction:g} of its training data as a validation split "
+              f"({'training identities as query and gallery' if plan.task.name == 'reid' else 'stratified, from its training fold'}) "
               "and is scored on it; the test split is not looked at.", ""]
 
     # the plan

@@ -12,7 +12,8 @@ them the comparisons use.
 - reid: recipes of ``adamixup reid train`` (``recipes/reid``); a fold is an identity split of the
   data set's protocol (``dataset_args.split`` of ``num_splits``, CUHK01); the score is the final
   mAP, higher is better, with rank-1/5/10, mINP, the CMC curve and, with ``rerank: true``, the
-  re-ranked metrics beside it.
+  re-ranked metrics beside it; with a validation selection, the mAP on held-out training identities
+  (``val_mAP``; the other metrics are then theirs too).
 """
 from __future__ import annotations
 
@@ -145,12 +146,16 @@ def _reid_final(summary: Dict[str, Any], history: List[Dict[str, Any]]) -> Dict[
     last = evals[-1] if evals else {}
     keys = ("mAP", "rank1", "rank5", "rank10", "rank20", "mINP", "cmc", "rerank_mAP", "rerank_rank1",
             "rerank_rank5", "rerank_rank10", "rerank_mINP", "rerank_cmc")
-    return {**{k: last[k] for k in keys if k in last}, "eval_epoch": last.get("epoch"),
-            "intrusion_acc": history[-1].get("intrusion_acc") if history else None}
+    final = {**{k: last[k] for k in keys if k in last}, "eval_epoch": last.get("epoch"),
+             "intrusion_acc": history[-1].get("intrusion_acc") if history else None}
+    if summary.get("validation_fraction") and "mAP" in final:  # scored on held-out training identities
+        final["val_mAP"] = final.pop("mAP")
+    return final
 
 
 REID = StudyTask(
-    name="reid", metric="mAP", names={"mAP": "mAP"}, higher_is_better=True, columns=REID_COLUMNS,
+    name="reid", metric="mAP", validation_metric="val_mAP", names={"mAP": "mAP", "val_mAP": "validation mAP"},
+    higher_is_better=True, columns=REID_COLUMNS,
     build=_reid_build, fold_overrides=lambda split, num: {"dataset_args": {"split": split, "num_splits": num}},
     train_or_resume=_reid_train, final=_reid_final,
     describe_folds=lambda use, num: f"identity splits {', '.join(map(str, use))} of the protocol's {num}",
