@@ -308,7 +308,8 @@ def cmd_reid(args: argparse.Namespace) -> int:
             summary = reid.train_reid(reid.build_reid_config(args.config or "bot", values))
         if summary:
             final = summary.get("final") or {}
-            print(f"mAP {final.get('mAP', float('nan')):.1f}%, rank-1 {final.get('rank1', float('nan')):.1f}% after "
+            where = " (validation: held-out training persons)" if summary.get("validation_fraction") else ""
+            print(f"mAP {final.get('mAP', float('nan')):.1f}%, rank-1 {final.get('rank1', float('nan')):.1f}%{where} after "
                   f"{summary['epochs_done']} epochs; run directory {summary['run_dir']}")
         return 0
     if args.reid_command == "evaluate":
