@@ -9,7 +9,7 @@ from PIL import Image
 
 from adamixup.reid.features import export_features, extract_features, load_features
 from adamixup.reid.metrics import compute_distance, evaluate_features, evaluate_rank
-from adamixup.reid.plots import plot_cmc, plot_ranked_lists
+from adamixup.reid.plots import distance_label, plot_cmc, plot_ranked_lists
 from adamixup.reid.rerank import re_ranking
 
 
@@ -238,3 +238,9 @@ def test_extract_features_uses_embed_in_eval_mode():
     model.eval()
     with torch.no_grad():
         np.testing.assert_allclose(fs.features[:2], model.embed(data[0][0]).numpy(), atol=1e-5)
+
+
+def test_ranked_list_captions_tell_close_distances_apart():
+    # from-scratch features can sit within 0.01 of each other after L2 normalization
+    labels = [distance_label(d) for d in (0.0012, 0.0013, 0.25, 1.7, 3.99)]
+    assert labels == ["0.0012", "0.0013", "0.25", "1.7", "4"]

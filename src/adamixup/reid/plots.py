@@ -122,11 +122,18 @@ def plot_ranked_lists(
             colour = TRUE_COLOUR if g_pids[gi] == q_pids[qi] else FALSE_COLOUR
             x = w + gap + rank * w
             canvas.paste(_tile(g_paths[gi], tile_size, colour, border), (x, y))
-            draw.text((x + 2, y + h), f"{rank + 1}: {distmat[qi, gi]:.2f}", fill=colour)
+            draw.text((x + 2, y + h), f"{rank + 1}: {distance_label(distmat[qi, gi])}", fill=colour)
     path = os.fspath(path)
     _ensure_dir(path)
     canvas.save(path)
     return path
+
+
+def distance_label(d: float) -> str:
+    """A distance in two significant digits: features of a network trained from scratch can sit
+    close together (squared distances of 0.001 after L2 normalization), and a fixed number of
+    decimals would print them all as 0.00."""
+    return f"{float(d):.2g}"
 
 
 def reid_curves(history: Sequence[Dict], path: Union[str, os.PathLike], title: str = "") -> str:
