@@ -64,7 +64,11 @@ def test_no_neck_and_registry():
     x = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
         assert torch.equal(model.embed(x), pooled_features(model, x))
-    assert model.head.bias is not None
+    # without a neck, the released code's nn.Linear default: weight and bias uniform in ±1/sqrt(512)
+    bound = 512 ** -0.5
+    assert model.head.bias is not None and model.head.weight.abs().max() <= bound
+    assert model.head.weight.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.05)
+    assert 0 < model.head.bias.abs().max() <= bound
     built = build_model("reid_resnet50", in_channels=3, num_classes=4, backbone="resnet18")
     assert isinstance(built, ReIDResNet50) and built.num_classes == 4 and "reid_resnet50" in MODELS
     with pytest.raises(ValueError, match="in_channels=3"):

@@ -24,9 +24,10 @@ def _new_classifier(num_features: int, num_classes: int, bias: bool) -> nn.Modul
     if num_classes <= 0:
         return nn.Identity()
     head = nn.Linear(num_features, num_classes, bias=bias)
-    nn.init.normal_(head.weight, std=0.001)  # as the strong baseline: small logits at the start
-    if bias:
-        nn.init.zeros_(head.bias)
+    if not bias:  # behind the BNNeck, as the strong baseline: N(0, 0.001²), small logits at the start
+        nn.init.normal_(head.weight, std=0.001)
+    # without a neck the strong baseline's released code keeps PyTorch's default initialization of
+    # nn.Linear (weight and bias uniform in ±1/sqrt(num_features))
     return head
 
 
@@ -148,7 +149,9 @@ class ReIDResNet50(ProtocolModel):
         self.reset_classifier(num_classes)
 
     def reset_classifier(self, num_classes: int) -> None:
-        """A new classifier for ``num_classes`` identities (0: none), initialized N(0, 0.001²)."""
+        """A new classifier for ``num_classes`` identities (0: none): behind the BNNeck bias-free and
+        initialized N(0, 0.001²); without a neck with a bias and PyTorch's default initialization
+        (both as the strong baseline's released code)."""
         self.num_classes = int(num_classes)
         self.head = _new_classifier(self.num_features, self.num_classes, bias=self.neck_type == "none")
 
