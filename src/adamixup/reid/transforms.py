@@ -34,10 +34,12 @@ def build_train_transform(
     """The training transform. ``size`` is (height, width). ``padding`` 0 skips pad-and-crop,
     ``erasing_p`` 0 skips random erasing.
 
-    Erased pixels get the value 0 after normalization, i.e. the ImageNet mean colour (the strong
-    baseline's code fills the mean too). torchvision draws the erased box's aspect ratio
-    log-uniformly in ``erasing_ratio`` and tries 10 times; the original random erasing draws it
-    uniformly and tries up to 100 times — a negligible difference in practice.
+    Erased pixels get the value 0 after normalization, i.e. the ImageNet mean colour. The strong
+    baseline's released code differs here: it erases *after* normalizing but fills the mean's raw
+    values (0.485, 0.456, 0.406) as normalized values, a light grey of about (0.60, 0.56, 0.50) in
+    pixel terms. torchvision draws the erased box's aspect ratio log-uniformly in ``erasing_ratio``
+    and tries 10 times; the released code draws it uniformly (so about three boxes in four are taller
+    than wide) and tries up to 100 times.
     """
     steps = [v2.Resize(size, antialias=True), v2.RandomHorizontalFlip(flip_p)]
     if padding > 0:
