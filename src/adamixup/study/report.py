@@ -483,7 +483,7 @@ def _cmc_figure(records: Sequence[Dict[str, Any]], datasets: Sequence[str], meth
 
     from ..plots import figure
 
-    fig, axes = figure(1, len(datasets), figsize=(5.2 * len(datasets), 4.2), squeeze=False)
+    fig, axes = figure(1, len(datasets), figsize=(7.6 * len(datasets), 4.2), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
         for i, m in enumerate(methods):
             curves = [r["final"][key][:ranks] for r in records
@@ -497,7 +497,7 @@ def _cmc_figure(records: Sequence[Dict[str, Any]], datasets: Sequence[str], meth
         ax.set(title=f"{ds}: CMC ({what}), mean over runs", xlabel="rank", ylabel="matching rate (%)", xlim=(1, ranks))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # beside: curves fill the axes
     fig.tight_layout()
     return fig
 
