@@ -141,8 +141,10 @@ def reid_curves(history: Sequence[Dict], path: Union[str, os.PathLike], title: s
     fig, (ax_loss, ax_ev) = figure(1, 2, figsize=(10, 3.8))
     epochs = [m["epoch"] for m in history]
     for key in [k for k in (history[0] if history else {}) if k == "train_loss" or k.startswith("loss_")]:
-        ax_loss.plot(epochs, [m.get(key, np.nan) for m in history], marker=".", label=key.replace("loss_", ""))
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="training loss by term")
+        label = key.replace("loss_", "") + (" (unweighted)" if key == "loss_center" else "")
+        ax_loss.plot(epochs, [m.get(key, np.nan) for m in history], marker=".", label=label)
+    # log scale: the unweighted center loss starts near 10^3 and would flatten the other terms to a line
+    ax_loss.set(xlabel="epoch", ylabel="loss (log scale)", title="training loss by term", yscale="log")
     ax_loss.legend(fontsize=8)
     evals = [m for m in history if "mAP" in m]
     for key in ("mAP", "rank1"):
