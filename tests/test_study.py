@@ -380,6 +380,29 @@ def test_report_from_a_hand_written_partial_ledger(tmp_path):
         assert (tmp_path / "out" / png).stat().st_size > 1000
 
 
+def test_only_trains_the_matching_runs_whose_records_count_for_the_whole_plan(tmp_path, capsys):
+    plan = tiny_plan(seeds=[0])
+    ledger = tmp_path / "ledger"
+    calls = []
+    result = run_plan(plan, ledger, train_fn=fake_train(calls), progress=False, only=["digits/mixup/*", "*/erm/fold1-*"])
+    assert sorted(c[:4] for c in calls) == [("digits", 0.2, "erm", 1), ("digits", 1.0, "erm", 1),
+                                            ("digits", 1.0, "mixup", 0), ("digits", 1.0, "mixup", 1)]
+    assert (result["planned"], result["done_before"], result["trained"]) == (4, 0, 4)
+    status = plan_status(plan, ledger)  # the whole plan reads those records as its own
+    assert status["done"] == 4 and len(status["todo"]) == 8
+    sub = plan_status(plan, ledger, only=["digits/*"])
+    assert (sub["planned"], sub["done"]) == (6, 3) and all(k.startswith("digits/") for k in sub["todo"])
+    calls.clear()
+    assert run_plan(plan, ledger, train_fn=fake_train(calls), progress=False, only=["digits/mixup/*"])["trained"] == 0
+    assert calls == []
+    with pytest.raises(StudyError, match="--only 'digit/\\*' matches none of the plan's 12 runs"):
+        run_plan(plan, ledger, train_fn=fake_train(calls), progress=False, only=["digit/*"])
+    plan_file = tmp_path / "tiny.yaml"
+    plan_file.write_text(yaml.safe_dump({**TINY, "seeds": [0]}))
+    assert study_main(["study", "status", str(plan_file), "--ledger", str(ledger), "--only", "digits-S/*"]) == 0
+    assert "plan tiny: 1 of 6 runs (the runs matching digits-S/*) in the ledger" in capsys.readouterr().out
+
+
 def test_study_cli_status_report_and_errors(tmp_path, capsys):
     plan_file = tmp_path / "tiny.yaml"
     plan_file.write_text(yaml.safe_dump(TINY))

@@ -25,6 +25,13 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
                         "folders together (new records go into the first)")
 
 
+def _only_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--only", action="append", metavar="PATTERN",
+                   help="only the runs whose key (DATASET/METHOD/FOLD-SEED, e.g. cuhk01/a6-mixup/fold1-seed0) matches "
+                        "this shell-style pattern, e.g. 'cuhk01/a6-*/fold2-*'; repeat it for several (default: all). "
+                        "A subset keeps the plan's run identities: its records count for the whole plan")
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``study`` and its commands to ``subparsers`` (the main parser's ``add_subparsers()``)."""
     study = subparsers.add_parser("study", help="run a study plan, report it from its ledger, or show how far it is",
@@ -41,6 +48,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                                                       "DIR/<dataset>/<method>/<fold-seed> instead of deleting them")
     p.add_argument("--dry-run", action="store_true", help="only list what is left and an estimate of the time")
     p.add_argument("--report", metavar="DIR", help="write the report into DIR when the runs are done")
+    _only_arg(p)
 
     p = sub.add_parser("report", help="rebuild the report (markdown, JSON, plots) from the ledger alone")
     _plan_args(p)
@@ -51,6 +59,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="runs done and left per data set and method, stale or unreadable records, time left")
     _plan_args(p)
     p.add_argument("--workers", type=int, default=1, help="for the estimate: runs that would train in parallel")
+    _only_arg(p)
 
     sub.add_parser("plans", help="list the shipped plans")
     return study
@@ -82,17 +91,19 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "workers", 1) < 1:
         raise StudyError(f"--workers must be at least 1, got {args.workers}")
     runs = expand(plan)
+    only = getattr(args, "only", None)
     if command == "status" or (command == "run" and args.dry_run):
         from .runner import format_status, plan_status
 
-        print(format_status(plan_status(plan, ledger, runs), workers=args.workers))
+        print(format_status(plan_status(plan, ledger, runs, only=only), workers=args.workers))
         return 0
     if command == "run":
         from .runner import run_plan
 
-        print(f"plan {plan.name}: {len(runs)} runs; ledger {ledger.folder}", flush=True)
+        subset = f" (only those matching {', '.join(only)})" if only else ""
+        print(f"plan {plan.name}: {len(runs)} runs{subset}; ledger {ledger.folder}", flush=True)
         result = run_plan(plan, ledger, workers=args.workers, threads=args.threads, device=args.device,
-                          keep_runs=args.keep_runs, runs=runs)
+                          keep_runs=args.keep_runs, runs=runs, only=only)
         print(f"{result['trained']} run(s) trained now, {result['done_before']} were in the ledger, "
               f"{len(result['failed'])} failed", flush=True)
         for f in result["failed"]:

@@ -593,6 +593,19 @@ def expand(plan: Plan) -> List[Run]:
     return runs
 
 
+def select_runs(runs: Sequence[Run], patterns: Sequence[str]) -> List[Run]:
+    """The runs whose key (``dataset/method/fold-seed``) matches one of the shell-style ``patterns``, in
+    plan order; a pattern that matches no run is an error (a typo would otherwise train nothing)."""
+    from fnmatch import fnmatchcase
+
+    for pattern in patterns:
+        if not any(fnmatchcase(r.key, pattern) for r in runs):
+            example = runs[0].key if runs else "none"
+            raise StudyError(f"--only {pattern!r} matches none of the plan's {len(runs)} runs "
+                             f"(keys look like {example!r})")
+    return [r for r in runs if any(fnmatchcase(r.key, p) for p in patterns)]
+
+
 def plan_summary(plan: Plan) -> Dict[str, Any]:
     """The plan as plain data (for the report's JSON)."""
     return {

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 from .errors import StudyError
 from .ledger import Ledger, Match, make_record, machine_info, write_record
-from .plan import Plan, Run, expand
+from .plan import Plan, Run, expand, select_runs
 from .tasks import get_task
 
 PathLike = Union[str, Path]
@@ -134,14 +134,18 @@ def _minutes(seconds: float) -> str:
 
 
 def plan_status(plan: Plan, ledger: Union[Ledger, PathLike, Sequence[PathLike]], runs: Optional[Sequence[Run]] = None,
-                warn: bool = False) -> Dict[str, Any]:
+                warn: bool = False, only: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """What the ledger holds of ``plan``: runs done and left, per cell, stale and unreadable records,
-    duplicates, and an estimate of the time left from the ledger's own seconds per cell."""
+    duplicates, and an estimate of the time left from the ledger's own seconds per cell. ``only``:
+    shell-style patterns of run keys; the counts and the time left cover those runs (the estimate still
+    learns from every record of the plan)."""
     ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
     runs = list(runs) if runs is not None else expand(plan)
     match = ledger.match(runs, warn=warn)
-    todo = match.missing(runs)
     per_cell = seconds_per_cell(match.used.values())
+    if only:
+        runs = select_runs(runs, only)
+    todo = match.missing(runs)
     seconds, unknown = estimate(todo, per_cell)
     cells = {}
     for run in runs:
@@ -149,7 +153,8 @@ def plan_status(plan: Plan, ledger: Union[Ledger, PathLike, Sequence[PathLike]],
                                                                  "planned": 0, "done": 0})
         cell["planned"] += 1
         cell["done"] += run.key in match.used
-    return {"plan": plan.name, "ledger": [str(f) for f in ledger.folders], "planned": len(runs), "done": len(match.used),
+    return {"plan": plan.name, "ledger": [str(f) for f in ledger.folders], "planned": len(runs),
+            "done": sum(r.key in match.used for r in runs), "only": list(only or []),
             "todo": [r.key for r in todo], "cells": list(cells.values()), "stale": match.stale, "problems": match.problems,
             "duplicates": match.duplicates, "foreign": match.foreign, "estimate_seconds": seconds,
             "estimate_unknown": unknown, "seconds_per_cell": {f"{d}/{m}": s for (d, m), s in per_cell.items()}}
@@ -157,7 +162,8 @@ def plan_status(plan: Plan, ledger: Union[Ledger, PathLike, Sequence[PathLike]],
 
 def format_status(status: Dict[str, Any], workers: int = 1) -> str:
     """The status as text: one line per cell, then what is left and how long it may take."""
-    lines = [f"plan {status['plan']}: {status['done']} of {status['planned']} runs in the ledger "
+    subset = f" (the runs matching {', '.join(status['only'])})" if status.get("only") else ""
+    lines = [f"plan {status['plan']}: {status['done']} of {status['planned']} runs{subset} in the ledger "
              f"({', '.join(status['ledger'])})"]
     width = max((len(f"{c['dataset']}/{c['method']}") for c in status["cells"]), default=10)
     for c in status["cells"]:
@@ -244,7 +250,7 @@ class _Progress:
 def run_plan(plan: Plan, ledger: Union[Ledger, PathLike, Sequence[PathLike], None] = None, workers: int = 1,
              threads: Optional[int] = None, device: str = "auto", keep_runs: Optional[PathLike] = None,
              train_fn: Optional[TrainFn] = None, progress: Optional[bool] = None,
-             runs: Optional[Sequence[Run]] = None) -> Dict[str, Any]:
+             runs: Optional[Sequence[Run]] = None, only: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Train the runs of ``plan`` that ``ledger`` lacks and write a record for each.
 
     ledger:    a folder (records are written there), several (read together, written into the first),
@@ -256,6 +262,8 @@ def run_plan(plan: Plan, ledger: Union[Ledger, PathLike, Sequence[PathLike], Non
                instead of deleting it.
     train_fn:  the function that trains one run (tests inject one; default: the run's task's ``train_or_resume``, :mod:`adamixup.study.tasks`).
     progress:  show the progress bar (default: when stderr is a terminal; a line per run is printed anyway).
+    only:      shell-style patterns of run keys (``dataset/method/fold-seed``): train only the matching runs
+               (to fit a session, say); their records are the plan's own, as if the whole plan had run.
 
     Returns ``{"planned", "done_before", "trained", "failed": [{"key", "error"}], "ledger"}``.
     """
@@ -266,14 +274,18 @@ def run_plan(plan: Plan, ledger: Union[Ledger, PathLike, Sequence[PathLike], Non
     ledger = Ledger(default_ledger(plan) if ledger is None else ledger) if not isinstance(ledger, Ledger) else ledger
     runs = list(runs) if runs is not None else expand(plan)
     match: Match = ledger.match(runs)
+    per_cell = seconds_per_cell(match.used.values())
+    if only:
+        runs = select_runs(runs, only)
     todo = match.missing(runs)
     scratch = scratch_root(ledger)
-    result: Dict[str, Any] = {"planned": len(runs), "done_before": len(match.used), "trained": 0, "failed": [],
+    result: Dict[str, Any] = {"planned": len(runs), "done_before": sum(r.key in match.used for r in runs),
+                              "trained": 0, "failed": [],
                               "ledger": str(ledger.folder)}
     if not todo:
         return result
     ledger.folder.mkdir(parents=True, exist_ok=True)
-    bar = _Progress(len(runs), len(match.used), todo, seconds_per_cell(match.used.values()), workers, progress)
+    bar = _Progress(len(runs), result["done_before"], todo, per_cell, workers, progress)
     args = (plan.name, str(ledger.folder), str(scratch), device, str(keep_runs) if keep_runs else None, train_fn)
 
     def done(run: Run, res: Dict[str, Any]) -> None:
