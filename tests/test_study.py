@@ -15,7 +15,7 @@ from adamixup.study.cli import main as study_main
 from adamixup.study.ledger import Ledger, make_record, read_records, write_record
 from adamixup.study.plan import (PLAN_DIR, config_for, config_identity, expand, identity_differences, identity_hash,
                                  list_plans, load_plan, parse_plan)
-from adamixup.study.report import write_report
+from adamixup.study.report import analyse, write_report
 from adamixup.study.runner import plan_status, run_plan, scratch_dir, scratch_root
 
 TINY = {
@@ -341,6 +341,30 @@ def test_tests_on_known_answers():
 
 
 # ---- the report from hand-written records -------------------------------------------------------------
+def test_epoch_time_ratio_pairs_runs_on_the_same_machine():
+    plan = tiny_plan()
+    runs = [r for r in expand(plan) if r.dataset == "digits" and r.method in ("erm", "mixup")]
+    # (fold, seed) -> host, erm's and mixup's seconds per epoch: box-b is three times slower than box-a, and
+    # fold1-seed0's two runs ran on different machines, so that pair must not count
+    setup = {(0, 0): (("box-a", 1.0), ("box-a", 2.0)), (0, 1): (("box-b", 3.0), ("box-b", 6.0)),
+             (1, 0): (("box-a", 1.0), ("box-b", 6.0))}
+    records = []
+    for run in runs:
+        if (run.fold, run.seed) not in setup:
+            continue
+        host, secs = setup[(run.fold, run.seed)][run.method == "mixup"]
+        rec = fake_record(run, 1.0, host=host)
+        rec["final"]["epoch_seconds_mean"] = secs
+        records.append(rec)
+    erm = next(r for r in analyse(plan, records)["tables"]["digits"] if r["method"] == "erm")
+    # a ratio of means over all runs would be (5/3) / (14/3) = 0.36; the paired, same-machine ratio is 0.5
+    assert erm["time_ratio"] == pytest.approx(0.5) and erm["time_pairs"] == 2
+    assert erm["epoch_seconds"] == pytest.approx(5.0 / 3.0)
+    lone = [r for r in records if not (r["method"] == "mixup" and r["fold"] == 0)]  # mixup only on box-b, erm's pair on box-a
+    erm = next(r for r in analyse(plan, lone)["tables"]["digits"] if r["method"] == "erm")
+    assert erm["time_ratio"] is None and erm["time_pairs"] == 0
+
+
 def test_report_from_a_hand_written_partial_ledger(tmp_path):
     plan = tiny_plan(pooled=True)
     runs = expand(plan)
@@ -371,7 +395,7 @@ def test_report_from_a_hand_written_partial_ledger(tmp_path):
     assert pooled["pairs"] == 8 and pooled["clusters"] == 2  # digits and digits-S share their test folds
     assert "## Pooled over data sets" in md and "## λ per method" in md
     assert "| digits | mixup | 0.500 ± 0.000 | 0.290 ± 0.000 | 0.250 ± 0.000 | 0.100 ± 0.000 | — | 4 |" in md
-    assert "| erm | 0.50 | 0.50 | 0.50 | 0.50 |" in md  # epoch time and ratio to mixup
+    assert "| erm | 0.50 | 0.50 | 3 | 0.50 | 0.50 | 4 |" in md  # epoch time, ratio to mixup, same-machine pairs
     assert "box-a:" in md and "box-b:" in md
     assert "| digits | erm | 3 / 4 |" in md
     data = json.loads((tmp_path / "out" / "tiny.json").read_text())

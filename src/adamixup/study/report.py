@@ -74,6 +74,28 @@ def paired(records: Sequence[Dict[str, Any]], a: str, b: str, metric: str, datas
             "datasets": list(dict.fromkeys(k[0] for k in keys))}
 
 
+def _machine(record: Dict[str, Any]) -> str:
+    """The machine a record ran on, in words: host, processor or accelerator, CPUs, platform, torch."""
+    mach = record.get("machine") or {}
+    return (f"{mach.get('hostname', '?')}: {mach.get('accelerator') or mach.get('processor') or '?'}, "
+            f"{mach.get('cpu_count', '?')} CPUs, {mach.get('platform', '?')}, torch {mach.get('torch', '?')}")
+
+
+def _time_ratio(records: Sequence[Dict[str, Any]], method: str, ref: Optional[str],
+                dataset: str) -> Tuple[Optional[float], int]:
+    """Epoch time of ``method`` over that of ``ref`` on ``dataset``: the geometric mean of the ratios of paired
+    runs (same fold and seed) that ran on the same machine, and how many pairs that is. Pairing cancels the
+    speed of the machine, which a ratio of means over runs from machines of different speed would not."""
+    def seconds(m: str) -> Dict[Tuple, float]:
+        return {(r.get("fold"), r["seed"], _machine(r)): float(r["final"]["epoch_seconds_mean"]) for r in records
+                if r["dataset"] == dataset and r["method"] == m and (r["final"].get("epoch_seconds_mean") or 0) > 0}
+    if ref is None:
+        return None, 0
+    a, b = seconds(method), seconds(ref)
+    logs = [math.log(a[k] / b[k]) for k in set(a) & set(b)]
+    return (math.exp(sum(logs) / len(logs)) if logs else None), len(logs)
+
+
 def analyse(plan: Plan, records: Sequence[Dict[str, Any]], runs: Optional[Sequence[Run]] = None,
             match: Optional[Match] = None) -> Dict[str, Any]:
     """Everything the report shows, as plain data. ``records``: the ledger records that stand for runs
@@ -109,8 +131,7 @@ def analyse(plan: Plan, records: Sequence[Dict[str, Any]], runs: Optional[Sequen
         for r in rows:
             r["relative"] = {ref: stats.relative_improvement(by[ref]["mean"], r["mean"])
                              for ref in rel_refs if ref in by and ref != r["method"]}
-            r["time_ratio"] = (r["epoch_seconds"] / by[time_ref]["epoch_seconds"]
-                               if time_ref in by and by[time_ref]["epoch_seconds"] else None)
+            r["time_ratio"], r["time_pairs"] = _time_ratio(records, r["method"], time_ref, ds)
         out["tables"][ds] = rows
         comps = []
         for a, b in plan.all_comparisons():
@@ -173,8 +194,7 @@ def analyse(plan: Plan, records: Sequence[Dict[str, Any]], runs: Optional[Sequen
     machines: Dict[str, Dict[str, Any]] = {}
     for r in records:
         mach = r.get("machine") or {}
-        desc = (f"{mach.get('hostname', '?')}: {mach.get('accelerator') or mach.get('processor') or '?'}, "
-                f"{mach.get('cpu_count', '?')} CPUs, {mach.get('platform', '?')}, torch {mach.get('torch', '?')}")
+        desc = _machine(r)
         entry = machines.setdefault(desc, {"machine": desc, "runs": 0, "devices": set()})
         entry["runs"] += 1
         entry["devices"].add(str(r["final"].get("device") or mach.get("device")))
@@ -348,15 +368,17 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
         L.append("")
 
     L += ["## Epoch time", "",
-          f"Mean seconds per training epoch and the ratio to {a['time_reference']} on the same data set (rough when runs "
-          "shared a machine).", "",
-          "| method | " + " | ".join(f"{ds} s/epoch | ×" for ds in a["datasets"]) + " |",
-          "|---|" + "---:|---:|" * len(a["datasets"])]
+          f"Mean seconds per training epoch over a method's runs (they depend on the machine each ran on), and the "
+          f"ratio to {a['time_reference']}: the geometric mean over the pairs of runs (same data set, fold and seed) "
+          "that ran on the same machine, with the number of such pairs; — where there is none. Rough when runs "
+          "shared a machine.", "",
+          "| method | " + " | ".join(f"{ds} s/epoch | × | pairs" for ds in a["datasets"]) + " |",
+          "|---|" + "---:|---:|---:|" * len(a["datasets"])]
     for m in a["methods"]:
         cells = []
         for ds in a["datasets"]:
             r = next((r for r in a["tables"][ds] if r["method"] == m), None)
-            cells += [_fmt(r["epoch_seconds"]), _fmt(r["time_ratio"])] if r else ["—", "—"]
+            cells += [_fmt(r["epoch_seconds"]), _fmt(r["time_ratio"]), str(r["time_pairs"])] if r else ["—", "—", "—"]
         L.append(f"| {m} | " + " | ".join(cells) + " |")
     L.append("")
 
