@@ -32,7 +32,7 @@ def test_every_method_builds_and_steps_at_its_smallest_batch():
 
 def test_registry_fixes_options_and_names_unknown_methods():
     paper = build_mixer("adamixup-paper", _model(), in_channels=1)
-    assert (paper.mixed_loss, paper.intrusion_backbone) == ("ce", "shared")
+    assert (paper.mixed_loss, paper.intrusion_backbone, paper.label_gradient) == ("ce", "second_pass", False)
     assert "mixed_loss" not in METHODS["adamixup-paper"].options() and "mixed_loss" in METHODS["adamixup"].options()
     assert build_mixer("mixup-clean").include_clean and "include_clean" not in METHODS["mixup-clean"].options()
     assert build_mixer("fixed-region", low=0.2, high=0.6).lam == "uniform"

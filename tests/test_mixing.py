@@ -86,9 +86,10 @@ def test_adamixup_with_policy_pinned_at_one_mixes_nothing():
     (The paper's settings: the package default's minimum region width keeps λ off 1.)"""
     model = SmallCNN(in_channels=1, num_classes=10, width=8)
     mixer = AdaMixUp.paper(model)
+    last = mixer.policy.region_head[-1]  # the released head: features -> 100 -> 3
     with torch.no_grad():
-        mixer.policy.region_head.weight.zero_()
-        mixer.policy.region_head.bias.copy_(torch.tensor([1e4, 0.0, 0.0]))
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([1e4, 0.0, 0.0]))
     x, y = batch(8)
     out = mixer(model, x, y)
     assert torch.equal(out.lam, torch.ones(4))
@@ -186,8 +187,8 @@ def test_odd_batch_split_and_clean_loss_options():
     torch.manual_seed(0)
     out_half = half(model, x, y)
     assert set(out_half.terms) == {"clean", "mixed", "intrusion"}
-    # φ's accuracy: its argmax against "mixed" (1) for the 3 mixes and "real" (0) for the 7 clean samples
-    labels = torch.tensor([1] * 3 + [0] * 7)
+    # φ's accuracy: its argmax against "mixed" (0) for the 3 mixes and "real" (1) for the 7 clean samples
+    labels = torch.tensor([0] * 3 + [1] * 7)
     expected = (seen["logits"].argmax(1) == labels).float().mean().item()
     assert out_half.stats["intrusion_acc"].item() == pytest.approx(expected)
 
@@ -386,10 +387,13 @@ def test_paper_constructor_sets_the_paper_settings_and_defaults_differ_only_ther
     model = SmallCNN(in_channels=1, num_classes=10, width=8)
     paper, default = AdaMixUp.paper(model, intrusion_weight=2.0), AdaMixUp(model)
     assert (paper.mixed_loss, paper.policy.min_width, paper.intrusion_weight) == ("ce", 0.0, 2.0)
-    assert (paper.intrusion_backbone, paper.intrusion_body) == ("shared", None)
+    assert (paper.intrusion_backbone, paper.intrusion_body, paper.label_gradient) == ("second_pass", None, False)
+    assert (paper.policy.input_mode, paper.heads, paper.partners, paper.loss_means, paper.clean_loss) == (
+        "gate", "two_linear", "permutation", "pooled", "mixed_half")
     assert (default.mixed_loss, default.policy.min_width, default.intrusion_backbone) == ("kl", 0.4, "light")
     assert isinstance(default.intrusion_body, LightPolicyBody)
     defaults = {k: p.default for k, p in inspect.signature(AdaMixUp.__init__).parameters.items()}
-    assert {k for k, v in PAPER_SETTINGS.items() if defaults[k] != v} == {"mixed_loss", "min_width", "intrusion_backbone"}
+    # every setting the released step fixes differs from a package default (else it would not be listed)
+    assert {k for k, v in PAPER_SETTINGS.items() if defaults[k] != v} == set(PAPER_SETTINGS)
     with pytest.raises(TypeError, match="fixes min_width"):
         AdaMixUp.paper(model, min_width=0.2)

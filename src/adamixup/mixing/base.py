@@ -131,7 +131,8 @@ def recursive_mix(
 
 def mix_targets(target: Tensor, first: int, partners: Sequence[Tensor], lams: Tensor) -> Tensor:
     """The soft targets of :func:`recursive_mix`'s output: ``target`` ``(B, C)`` mixed with the same
-    partners and ratios, so that each row stays a probability vector."""
+    partners and ratios, so that each row stays a probability vector. The ratios keep their
+    gradient; detach ``lams`` for targets that a loss treats as constants."""
     tm = target[:first]
     for idx, lam in zip(partners, lams):
         tm = mix_pair(tm, target[idx], lam)
@@ -147,14 +148,30 @@ def derangement(n: int, device: Union[str, torch.device, None] = None) -> Tensor
     return partner
 
 
+PARTNERS = ("derangement", "permutation")
+
+
+def draw_partners(b: int, m: int, mode: str, device: Union[str, torch.device, None] = None) -> Tensor:
+    """The partners ``(m,)`` of the first ``m`` samples of a batch of ``b``: "derangement": a
+    derangement of the first half (no self-pairs); "permutation": the first ``m`` entries of a random
+    permutation of the whole batch (the authors' code: partners may come from the unseen half, and a
+    sample may meet itself)."""
+    if mode == "derangement":
+        return derangement(m, device)
+    if mode == "permutation":
+        return torch.randperm(b, device=device)[:m]
+    raise ValueError(f"partners must be one of {', '.join(PARTNERS)}, got {mode!r}")
+
+
 @dataclass
 class HalfMix:
     """One backbone pass over AdaMixUp's batch layout: the first ``m = ⌊B/2⌋`` samples mixed with
-    partners from derangements of that half, then all B clean samples.
+    partners (:func:`draw_partners`), then the first ``n_pass`` clean samples (all B by default).
 
-    both: the ``m`` mixes then the B clean samples; features/logits: of ``both``; target: the clean
-    samples' (smoothed) one-hot targets ``(B, C)``; tm: the mixes' soft targets; mixed_loss: soft
-    cross-entropy on the mixes; clean_loss: cross-entropy on the first ``n_clean`` clean samples.
+    both: the ``m`` mixes then the clean samples of the pass; features/logits: of ``both``; target:
+    the B clean samples' (smoothed) one-hot targets ``(B, C)``; mixed_targets: the mixes' soft
+    targets; mixed_loss: soft cross-entropy on the mixes; clean_loss: cross-entropy on the first
+    ``n_clean`` clean samples.
     """
 
     m: int
@@ -171,18 +188,29 @@ class HalfMix:
 
 
 def half_mix(model: nn.Module, x: Tensor, y: Tensor, k: int, sample_lam: Callable[[Tensor, Tensor], Tensor],
-             label_smoothing: float = 0.0, n_clean: Optional[int] = None) -> HalfMix:
+             label_smoothing: float = 0.0, n_clean: Optional[int] = None, partners: str = "derangement",
+             n_pass: Optional[int] = None, label_gradient: bool = True) -> HalfMix:
     """AdaMixUp's layout with any source of λ (π for AdaMixUp; a fixed distribution for the
-    controls that share its layout). ``n_clean``: how many clean samples the clean loss covers
-    (default all B)."""
+    controls that share its layout).
+
+    n_clean:        how many clean samples the clean loss covers (default all B).
+    partners:       "derangement" or "permutation" (:func:`draw_partners`), one draw per mixing step.
+    n_pass:         how many clean samples the backbone pass reads after the mixes (default all B;
+                    at least ``n_clean``). BatchNorm's batch statistics depend on it.
+    label_gradient: False treats the mixed targets as constants (the authors' TF1 loss stops the
+                    gradient into its labels): λ then reaches the loss only through the mixed images.
+    """
     b, m = x.shape[0], x.shape[0] // 2
-    partners = [derangement(m, x.device) for _ in range(k - 1)]
-    xm, lam = recursive_mix(x, m, partners, sample_lam)
-    both = torch.cat([xm, x])  # the ⌊B/2⌋ mixes, then all B clean samples
+    n = b if n_clean is None else n_clean
+    n_pass = b if n_pass is None else n_pass
+    if n_pass < n:
+        raise ValueError(f"the backbone pass reads {n_pass} clean samples, fewer than the clean loss's {n}")
+    drawn = [draw_partners(b, m, partners, x.device) for _ in range(k - 1)]
+    xm, lam = recursive_mix(x, m, drawn, sample_lam)
+    both = torch.cat([xm, x[:n_pass]])  # the ⌊B/2⌋ mixes, then the clean samples of the pass
     features, logits = features_and_logits(model, both)
     target = one_hot(y, check_logits(logits, y), label_smoothing)
-    tm = mix_targets(target, m, partners, lam)
-    n = b if n_clean is None else n_clean
-    return HalfMix(m=m, both=both, mixed=xm, lam=lam, partners=partners, features=features, logits=logits,
+    tm = mix_targets(target, m, drawn, lam if label_gradient else lam.detach())
+    return HalfMix(m=m, both=both, mixed=xm, lam=lam, partners=drawn, features=features, logits=logits,
                    target=target, mixed_targets=tm, mixed_loss=soft_cross_entropy(logits[:m], tm),
                    clean_loss=soft_cross_entropy(logits[m : m + n], target[:n]))

@@ -16,12 +16,14 @@ from torch import nn
 
 from .base import (ProtocolModel, ProtocolWrapper, check_model, feature_dim, features_and_logits, infer_in_channels,
                    pooled_features)
+from .authors_cnn import AuthorsCNN
 from .preact_resnet import PreActResNet18
 from .reid_resnet import ReIDResNet50
 from .small_cnn import SmallCNN
 
 MODELS: Dict[str, Callable[..., nn.Module]] = {
     "small_cnn": SmallCNN,
+    "authors_cnn": AuthorsCNN,
     "preact_resnet18": PreActResNet18,
     "reid_resnet50": ReIDResNet50,
 }
@@ -134,4 +136,4 @@ def _torchvision_model(arch: str, in_channels: int, num_classes: int, kwargs: Di
 
 __all__ = ["MODELS", "ModelError", "build_model", "check_model", "check_model_spec", "feature_dim",
            "features_and_logits", "infer_in_channels", "pooled_features", "ProtocolModel", "ProtocolWrapper",
-           "PreActResNet18", "ReIDResNet50", "SmallCNN"]
+           "AuthorsCNN", "PreActResNet18", "ReIDResNet50", "SmallCNN"]
