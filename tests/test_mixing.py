@@ -187,8 +187,8 @@ def test_odd_batch_split_and_clean_loss_options():
     torch.manual_seed(0)
     out_half = half(model, x, y)
     assert set(out_half.terms) == {"clean", "mixed", "intrusion"}
-    # φ's accuracy: its argmax against "mixed" (0) for the 3 mixes and "real" (1) for the 7 clean samples
-    labels = torch.tensor([0] * 3 + [1] * 7)
+    # φ's accuracy: its argmax against "mixed" (1) for the 3 mixes and "real" (0) for the 7 clean samples
+    labels = torch.tensor([1] * 3 + [0] * 7)
     expected = (seen["logits"].argmax(1) == labels).float().mean().item()
     assert out_half.stats["intrusion_acc"].item() == pytest.approx(expected)
 

@@ -362,7 +362,7 @@ class AdaMixUp(nn.Module):
         if self.mixed_loss == "kl":
             mixed_loss = mixed_loss + (tm * tm.clamp_min(1e-12).log()).sum(dim=1).mean()  # − H(ỹ)
 
-        # φ's batch: real samples are labelled 1 and mixes 0, as the released code labels them
+        # φ's batch and which of its samples are real
         if second_pass:  # the released code's batch: the unseen half, the mixed half's originals, the mixes
             intr_features = pooled_features(model, torch.cat([x[m:], x[:m], xm]))
             real = torch.arange(m + b, device=x.device) < b
@@ -380,14 +380,16 @@ class AdaMixUp(nn.Module):
             real = torch.arange(m + b, device=x.device) >= m
             features = features[m:]
         intr_logits = self.intrusion_head(intr_features).float()
-        intr_labels = real.long()
-        per_sample = F.cross_entropy(intr_logits, intr_labels, reduction="none")
+        # φ's classes: the released code labels real samples 1 and mixes 0; the other modes keep the
+        # package's original labels (mixes 1), so that their recorded runs replay exactly
+        intr_labels = (real if second_pass else ~real).long()
         if self.loss_means == "pooled":
             classifier_loss = (m * mixed_loss + n_clean * clean_loss) / (m + n_clean)
-            intrusion_loss = per_sample.mean()
+            intrusion_loss = F.cross_entropy(intr_logits, intr_labels)
         else:
             classifier_loss = mixed_loss + clean_loss
-            intrusion_loss = per_sample[real].mean() + per_sample[~real].mean()
+            intrusion_loss = (F.cross_entropy(intr_logits[~real], intr_labels[~real])
+                              + F.cross_entropy(intr_logits[real], intr_labels[real]))
         loss = classifier_loss + self.intrusion_weight * intrusion_loss
         with torch.no_grad():
             intr_acc = (intr_logits.argmax(1) == intr_labels).float().mean()
