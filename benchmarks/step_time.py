@@ -1,6 +1,6 @@
 """Per-step wall time of ERM, MixUp and AdaMixUp variants, side by side in one process, as ratios to MixUp.
 
-    python benchmarks/step_time.py                 # both models on the CPU: a few minutes on 2 cores
+    python benchmarks/step_time.py                 # the three models on the CPU: several minutes on 2 cores
     python benchmarks/step_time.py --device cuda --steps 20 --repeats 5
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from timing import METHODS, device_name, time_methods
 
 SETUPS = {  # model -> (input shape, classes, batch size of the paper's recipes)
     "small_cnn": ((1, 28, 28), 10, 128),
+    "authors_cnn": ((1, 28, 28), 10, 128),
     "preact_resnet18": ((3, 32, 32), 10, 128),
 }
 

@@ -21,8 +21,9 @@ METHODS: Dict[str, Callable[[nn.Module], nn.Module]] = {
     "ERM": lambda m: ERM(),
     "MixUp": lambda m: MixUp(),
     "AdaMixUp (defaults: π = classifier copy, light φ body)": lambda m: AdaMixUp(m),
-    "AdaMixUp (paper: π = classifier copy, φ on the shared features)": lambda m: AdaMixUp.paper(m),
-    "AdaMixUp (paper, π reads the noisy mean)": lambda m: AdaMixUp.paper(m, input_mode="noisy_mean"),
+    "AdaMixUp.paper (the authors' released step: φ on a second backbone pass)": lambda m: AdaMixUp.paper(m),
+    "AdaMixUp (φ on the shared features, one pass; the package's former paper settings)": lambda m: AdaMixUp(
+        m, mixed_loss="ce", min_width=0.0, intrusion_backbone="shared"),
     "AdaMixUp (light π, light φ body)": lambda m: AdaMixUp(m, policy="light"),
     "AdaMixUp (φ on its own classifier copy)": lambda m: AdaMixUp(m, intrusion_backbone="own"),
     "AdaMixUp (φ on the fixed backbone)": lambda m: AdaMixUp(m, intrusion_backbone="fixed"),

@@ -253,9 +253,11 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
     from .train.config import RECIPE_DIR, list_recipes
 
-    for name in list_recipes():
+    names = list_recipes()
+    width = max(map(len, names), default=0)
+    for name in names:
         desc = (yaml.safe_load((RECIPE_DIR / f"{name}.yaml").read_text()) or {}).get("description", "")
-        print(f"{name:16s} {desc}")
+        print(f"{name:{width}s}  {desc}")
     return 0
 
 
