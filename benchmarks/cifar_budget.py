@@ -188,7 +188,7 @@ def cmd_speed(args) -> None:
     for model_name, width, batch, method in SPEED_GRID:
         torch.manual_seed(0)
         model = build_model(model_name, in_channels=3, num_classes=10, width=width)
-        mixer = get_method(method).build(model, 3)
+        mixer = get_method(method).build(model)
         params = list(model.parameters()) + [p for p in mixer.parameters() if all(p is not q for q in model.parameters())]
         opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
         mixer.train()
@@ -243,7 +243,7 @@ def cmd_run(args) -> None:
     """One probe run; prints its record as the last line of stdout."""
     one_thread()
     from adamixup.data import load_dataset
-    from adamixup.train import build_config, train
+    from adamixup.classify import build_config, train
 
     start = time.perf_counter()
     data = load_dataset("imagefolder", args.data_root, train_fraction=TRAIN_FRACTION,

@@ -128,9 +128,9 @@ def dataset_label(config) -> str:
 
 def load_run(run_dir: Path, device: torch.device):
     """(config, model in eval mode, AdaMixUp-style mixer or None) of a finished run, from its last checkpoint."""
-    from adamixup.train import load_trained
+    from adamixup.classify import load
 
-    config, _, model, mixer, _ = load_trained(Path(run_dir), "last", str(device), with_mixer=True)
+    config, _, model, mixer, _ = load(Path(run_dir), "last", str(device), with_mixer=True)
     return config, model, mixer if hasattr(mixer, "policy") else None
 
 
@@ -171,7 +171,8 @@ def measure_group(runs: Dict[str, Path], pairs: int = 2000, device: str = "cpu",
     from adamixup.data import BatchAugment, load_dataset
     from adamixup.train import read_metrics
 
-    from adamixup.train import RunDir, config_from_dict
+    from adamixup.classify import config_from_dict
+    from adamixup.train import RunDir
 
     dev = torch.device(device)
     configs = {name: RunDir(path).read_config(config_from_dict) for name, path in runs.items()}
@@ -457,7 +458,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.device == "cpu" and args.threads:
         torch.set_num_threads(args.threads)
     if args.runs:
-        from adamixup.train import RunDir, config_from_dict
+        from adamixup.classify import config_from_dict
+        from adamixup.train import RunDir
 
         groups: Dict[str, Dict[str, Path]] = {}
         for run in map(Path, args.runs):

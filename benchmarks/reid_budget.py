@@ -27,7 +27,7 @@ import torch
 
 def measure(data_root: str, backbone: str, height: int, width: int, method: str, steps: int, warmup: int,
             evaluate: bool, data=None):
-    from adamixup.reid.trainer import ReIDTask, build_reid_config
+    from adamixup.reid.task import ReIDTask, build_config as build_reid_config
 
     cfg = build_reid_config("bot-a6-center", {
         "dataset": "cuhk01", "data_root": data_root, "pretrained": None, "backbone": backbone, "height": height,

@@ -1,6 +1,7 @@
 """The house's rules, checked on the code's own imports (every import, lazy ones inside functions too):
-no cycles between modules; arrows point down (cli -> study -> {reid, train} -> {mixing, models, data,
-plots}); re-ID takes only the engine from train/; data/ holds no re-ID code."""
+no cycles between modules; arrows point down (cli -> study -> {classify, reid} -> train -> {mixing,
+models, data, plots}); no task imports another task; train/ is the engine and imports no task;
+data/ holds no re-ID code."""
 import ast
 from pathlib import Path
 from typing import Dict, Set
@@ -11,20 +12,19 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "adamixup"
 
 # top-level part -> the parts its modules may import (besides themselves)
 ALLOWED = {
-    "cli": {"study", "reid", "train", "mixing", "models", "data", "plots", "__init__"},
+    "cli": {"study", "classify", "reid", "train", "mixing", "models", "data", "plots", "__init__"},
     "__main__": {"cli"},
-    "__init__": {"mixing", "models", "data", "train", "reid", "study", "plots"},
-    "study": {"train", "reid", "mixing", "models", "data", "plots"},  # a plan runs classification or re-ID runs
+    "__init__": {"mixing", "models", "data", "train", "classify", "reid", "study", "plots"},
+    "study": {"classify", "reid", "train", "mixing", "models", "data", "plots"},  # a plan runs classification or re-ID runs
+    "classify": {"train", "mixing", "models", "data", "plots"},  # a task: never the other task
     "reid": {"train", "mixing", "models", "data", "plots"},
-    "train": {"mixing", "models", "data", "plots"},
+    "train": {"mixing", "models", "data", "plots"},  # the engine: no task
     "mixing": {"models"},
     "models": set(),
     "data": set(),
     "plots": set(),
 }
-# what of train/ re-ID may use: the engine, not the classification task
-ENGINE = {"adamixup.train", "adamixup.train.engine", "adamixup.train.rundir", "adamixup.train.config",
-          "adamixup.train.checkpoint", "adamixup.train.schedule", "adamixup.train.distributed"}
+TASKS = ("classify", "reid")
 
 
 def module_name(path: Path) -> str:
@@ -93,11 +93,30 @@ def test_arrows_point_down(graph):
     assert not wrong, "imports against the layering: " + "; ".join(sorted(wrong))
 
 
-def test_reid_takes_only_the_engine_from_train(graph):
-    wrong = [f"{m} -> {n}" for m, targets in graph.items() if part(m) == "reid"
-             for n in targets if part(n) == "train" and n not in ENGINE]
+def test_no_task_imports_another_and_both_use_the_engine(graph):
+    wrong = [f"{m} -> {n}" for m, targets in graph.items() if part(m) in TASKS
+             for n in targets if part(n) in TASKS and part(n) != part(m)]
     assert not wrong, "; ".join(wrong)
-    assert any(part(n) == "train" for m, t in graph.items() if part(m) == "reid" for n in t)  # the rule is exercised
+    for task in TASKS:  # the rule is exercised: each task stands on the engine
+        assert any(part(n) == "train" for m, t in graph.items() if part(m) == task for n in t), task
+
+
+def test_train_holds_the_engine_only():
+    names = {p.stem for p in (PACKAGE / "train").glob("*.py")}
+    assert not names & {"classification", "reid", "task"}, names
+
+
+def test_both_tasks_answer_the_same_verbs():
+    import inspect
+
+    from adamixup import classify
+    from adamixup.reid import task as reid
+
+    for verb in ("train", "resume", "evaluate", "load", "build_config", "config_from_dict", "list_recipes"):
+        a, b = getattr(classify, verb), getattr(reid, verb)
+        shared = [p for p in inspect.signature(a).parameters][:2]
+        assert shared == [p for p in inspect.signature(b).parameters][:2], verb
+    assert hasattr(reid, "export")
 
 
 def test_data_holds_no_reid_code(graph):
@@ -111,7 +130,8 @@ def test_data_holds_no_reid_code(graph):
 
 def test_the_walk_sees_real_edges(graph):
     """The checks above mean something only if the walk finds the imports that exist."""
-    assert "adamixup.train.engine" in graph["adamixup.reid.trainer"]
+    assert "adamixup.train.engine" in graph["adamixup.reid.task"]
+    assert "adamixup.train.engine" in graph["adamixup.classify.task"]
     assert "adamixup.models.base" in graph["adamixup.mixing.base"]
     assert "adamixup.mixing.registry" in graph["adamixup.mixing"]
 
@@ -125,7 +145,7 @@ def test_pictures_leave_matplotlibs_backend_alone(tmp_path):
     code = f"""
 import sys, matplotlib
 matplotlib.use("svg")
-import adamixup.train, adamixup.reid.trainer, adamixup.study.report, adamixup.plots as p
+import adamixup.classify, adamixup.reid.task, adamixup.study.report, adamixup.plots as p
 fig, ax = p.figure()
 ax.plot([0, 1])
 p.save_figure(fig, {str(tmp_path / 'x.png')!r})

@@ -271,7 +271,7 @@ def test_damaged_last_checkpoint_offers_best(good_run, tmp_path, capsys):
 
 
 def test_floats_as_everyone_writes_them(tmp_path):
-    from adamixup.train import build_config
+    from adamixup.classify import build_config
 
     assert build_config(None, {"lr": 1e-4}).lr == 1e-4
     from adamixup.train.config import parse_set

@@ -10,9 +10,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from adamixup.train import RunDir, Trainer, TrainingError, build_config, resume, train
+from adamixup.classify import build_config, resume, train
+from adamixup.train import RunDir, Trainer, TrainingError
 from adamixup.train import distributed as dist
-from adamixup.train.classification import ClassificationTask
+from adamixup.classify.task import ClassificationTask
 
 pytestmark = pytest.mark.slow  # several processes
 

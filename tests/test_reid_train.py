@@ -7,7 +7,7 @@ from PIL import Image
 
 from adamixup.cli import main
 from adamixup.train import ConfigError
-from adamixup.reid.trainer import build_reid_config, evaluate_reid_run, resume_reid, train_reid
+from adamixup.reid.task import build_config as build_reid_config, evaluate as evaluate_reid_run, resume as resume_reid, train as train_reid
 
 pytestmark = pytest.mark.slow  # end-to-end re-ID training
 

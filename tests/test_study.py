@@ -453,7 +453,7 @@ def test_quick_plan_end_to_end_kill_resume_report(tmp_path):
     """The shipped quick plan, shrunk (one fold, 2 epochs, a fifth of the data): one run killed after its
     first epoch resumes from its checkpoint, the others train in two spawned workers; a second call
     trains nothing; the report is rebuilt from the ledger."""
-    from adamixup.train import build_config, train
+    from adamixup.classify import build_config, train
 
     data = yaml.safe_load((PLAN_DIR / "quick.yaml").read_text())
     data["datasets"]["digits"].update(epochs=2, train_fraction=0.2)
@@ -489,7 +489,7 @@ def test_quick_plan_end_to_end_kill_resume_report(tmp_path):
 
 def test_compare_on_the_ledger_reuses_only_runs_with_the_same_settings(tmp_path):
     from adamixup.study import compare
-    from adamixup.train import build_config
+    from adamixup.classify import build_config
 
     base = build_config("digits", {"epochs": 1, "train_fraction": 0.1, "fold": 0, "device": "cpu", "quiet": True,
                                    "model_args": {"width": 4}})

@@ -1,6 +1,5 @@
 """Any timm or torchvision model, drop-in: one MixUp and one AdaMixUp step (defaults and the paper's
 settings) with gradients reaching the classifier, π and φ; timm's Mixup reproduced; models by name."""
-import numpy as np
 import pytest
 import torch
 from torch import nn

@@ -9,7 +9,8 @@ import yaml
 
 from adamixup.cli import main
 from adamixup.study import compare
-from adamixup.train import ConfigError, TrainingError, build_config, resume, train
+from adamixup.classify import build_config, resume, train
+from adamixup.train import ConfigError, TrainingError
 from adamixup.train.config import parse_set
 from adamixup.train.schedule import lr_factor
 
@@ -46,7 +47,7 @@ def test_unknown_and_bad_config_keys_are_errors(tmp_path):
 
 
 def test_every_shipped_recipe_is_valid():
-    from adamixup.train.config import list_recipes
+    from adamixup.classify import list_recipes
 
     names = list_recipes()
     assert {"mnist5k", "digits", "mnist", "fashion_mnist", "svhn", "cifar10", "cifar100", "cifar10_s", "cifar100_s"} <= set(names)
@@ -129,7 +130,7 @@ def test_metrics_are_standard_json_and_lr_is_the_epochs_own(tmp_path):
 
 
 def test_mix_sources_in_input_order():
-    from adamixup.train.classification import mix_sources
+    from adamixup.classify.task import mix_sources
 
     y = torch.tensor([3, 7, 1, 5])
     ids, w = mix_sources(torch.tensor([0.8, 0.3]), torch.tensor([[1, 0]]), y)

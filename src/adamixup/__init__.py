@@ -15,7 +15,7 @@ def __getattr__(name: str):
         from . import mixing
 
         return getattr(mixing, name)
-    if name in ("mixing", "models", "data", "train", "reid", "plots", "cli"):  # `import adamixup; adamixup.models...`
+    if name in ("mixing", "models", "data", "train", "classify", "reid", "study", "plots", "cli"):  # `import adamixup; adamixup.models...`
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

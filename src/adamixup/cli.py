@@ -125,13 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", choices=["last", "best"], default="last", help="which checkpoint: last (default) or best")
     p.add_argument("--features", help="a folder with query.npz and gallery.npz from: adamixup reid export")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    _add_target(p)
     p = rsub.add_parser("export", help="query and gallery features of a saved run to .npz files")
     p.add_argument("run_dir", help="the run directory")
-    p.add_argument("--out", help="output folder (default RUN_DIR/features)")
+    p.add_argument("--out", help="output folder (default RUN_DIR/features, or RUN_DIR/features/cross-NAME with --dataset)")
     p.add_argument("--checkpoint", choices=["last", "best"], default="last", help="which checkpoint: last (default) or best")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    _add_target(p)
     rsub.add_parser("recipes", help="list the shipped re-ID recipes (the strong baseline's ablation)")
     return parser
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="score another data set's query and gallery with the run's network and test-time "
+                                     "settings (cross-data-set): market1501, dukemtmcreid, msmt17, cuhk01, generic")
+    p.add_argument("--data-root", help="the folder of --dataset")
+    p.add_argument("--set", action="append", default=[], metavar="dataset_args.KEY=VALUE",
+                   help="the other data set's reader options, e.g. --set dataset_args.split=3 (repeatable)")
 
 
 def _given(args: argparse.Namespace, names) -> List[str]:
@@ -166,10 +176,10 @@ def _overrides(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _config(args: argparse.Namespace):
-    from .train.config import RECIPE_DIR, build_config
+    from .classify.config import CLASSIFY_RECIPES, build_config
 
     recipe = args.config
-    if recipe is None and args.dataset and (RECIPE_DIR / f"{args.dataset}.yaml").is_file():
+    if recipe is None and args.dataset and (CLASSIFY_RECIPES / f"{args.dataset}.yaml").is_file():
         recipe = args.dataset  # a dataset's own recipe is the natural base
     if recipe is None and args.dataset is None:
         recipe = "mnist5k"
@@ -183,12 +193,12 @@ TRAIN_OPTIONS = ("dataset", "data_root", "config", "set", "model", "epochs", "ba
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         _check_resume(args, TRAIN_OPTIONS)
-        from .train import resume
+        from .classify import resume
 
         summary = resume(Path(args.resume), epochs=args.epochs, device=args.device, quiet=args.quiet)
     else:
         config = _config(args)
-        from .train import train
+        from .classify import train
 
         summary = train(config)
     if summary:
@@ -200,9 +210,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .train import evaluate_run
+    from .classify import evaluate
 
-    result = evaluate_run(Path(args.run_dir), args.checkpoint, args.device)
+    result = evaluate(Path(args.run_dir), args.checkpoint, args.device)
     split = result["eval_split"]
     error = result["val_error" if split == "validation" else "test_error"]
     print(f"{result['dataset']} {split} set ({result['samples']} images), {args.checkpoint}.pt of epoch "
@@ -251,12 +261,12 @@ def cmd_study(args: argparse.Namespace) -> int:
 def cmd_recipes(args: argparse.Namespace) -> int:
     import yaml
 
-    from .train.config import RECIPE_DIR, list_recipes
+    from .classify.config import CLASSIFY_RECIPES, list_recipes
 
     names = list_recipes()
     width = max(map(len, names), default=0)
     for name in names:
-        desc = (yaml.safe_load((RECIPE_DIR / f"{name}.yaml").read_text()) or {}).get("description", "")
+        desc = (yaml.safe_load((CLASSIFY_RECIPES / f"{name}.yaml").read_text()) or {}).get("description", "")
         print(f"{name:{width}s}  {desc}")
     return 0
 
@@ -280,13 +290,13 @@ def _renamed(args: argparse.Namespace, old: str, new: str) -> None:
 def cmd_reid(args: argparse.Namespace) -> int:
     if args.reid_command is None:
         raise CLIError("adamixup reid needs a command: train, evaluate, export or recipes")
-    from .reid import trainer as reid
+    from .reid import task as reid
     from .train.config import parse_set
 
     if args.reid_command == "recipes":
         import yaml
 
-        for name in reid.list_reid_recipes():
+        for name in reid.list_recipes():
             desc = (yaml.safe_load((reid.REID_RECIPES / f"{name}.yaml").read_text()) or {}).get("description", "")
             print(f"{name:20s} {desc}")
         return 0
@@ -295,7 +305,7 @@ def cmd_reid(args: argparse.Namespace) -> int:
         _renamed(args, "recipe", "config")
         if args.resume:
             _check_resume(args, REID_TRAIN_OPTIONS)
-            summary = reid.resume_reid(Path(args.resume), epochs=args.epochs, device=args.device, quiet=args.quiet)
+            summary = reid.resume(Path(args.resume), epochs=args.epochs, device=args.device, quiet=args.quiet)
         else:
             values: Dict[str, Any] = {}
             for key, attr in (("dataset", "dataset"), ("data_root", "data_root"), ("method", "method"),
@@ -307,24 +317,44 @@ def cmd_reid(args: argparse.Namespace) -> int:
                 if getattr(args, flag):
                     values[flag] = True
             values.update(parse_set(args.set))
-            summary = reid.train_reid(reid.build_reid_config(args.config or "bot", values))
+            summary = reid.train(reid.build_config(args.config or "bot", values))
         if summary:
             final = summary.get("final") or {}
             where = " (validation: held-out training persons)" if summary.get("validation_fraction") else ""
             print(f"mAP {final.get('mAP', float('nan')):.1f}%, rank-1 {final.get('rank1', float('nan')):.1f}%{where} after "
                   f"{summary['epochs_done']} epochs; run directory {summary['run_dir']}")
         return 0
+    target = _target(args, parse_set)
     if args.reid_command == "evaluate":
-        if args.run_dir is None and args.features is None:
+        if args.features is not None:
+            if target["dataset"] is not None:
+                raise CLIError("--features scores exported features as they are; --dataset applies to a run directory")
+            m = reid.evaluate_exported(Path(args.features), args.rerank, Path(args.run_dir) if args.run_dir else None)
+        elif args.run_dir is None:
             raise CLIError("adamixup reid evaluate needs a run directory or --features DIR")
-        m = reid.evaluate_reid_run(Path(args.run_dir) if args.run_dir else None, args.checkpoint, args.rerank,
-                                   args.device, Path(args.features) if args.features else None)
+        else:
+            m = reid.evaluate(Path(args.run_dir), args.checkpoint, args.rerank, args.device, **target)
+            note = f" (trained on {m['trained_on']})" if m["trained_on"] != m["dataset"] else ""
+            print(f"{m['dataset']}{note}, {args.checkpoint}.pt{', re-ranked' if args.rerank else ''}:")
         print("| mAP | rank-1 | rank-5 | rank-10 | rank-20 | mINP |\n|---:|---:|---:|---:|---:|---:|")
         print("| " + " | ".join(f"{m[k]:.1f}" for k in ("mAP", "rank1", "rank5", "rank10", "rank20", "mINP")) + " |")
         return 0
-    out = reid.export_reid_features(Path(args.run_dir), Path(args.out) if args.out else None, args.checkpoint, args.device)
+    out = reid.export(Path(args.run_dir), Path(args.out) if args.out else None, args.checkpoint, args.device, **target)
     print(f"wrote {out / 'query.npz'} and {out / 'gallery.npz'}")
     return 0
+
+
+def _target(args: argparse.Namespace, parse_set) -> Dict[str, Any]:
+    """``reid evaluate`` / ``export``: another data set to score (``--dataset``, ``--data-root``, ``--set dataset_args.*``)."""
+    values = parse_set(getattr(args, "set", None) or [])
+    other = sorted(set(values) - {"dataset_args"})
+    if other:
+        raise CLIError(f"--set {other[0]}: evaluating a saved run keeps its settings; only dataset_args.* "
+                       "(the other data set's reader options) may be set")
+    dataset, root = getattr(args, "dataset", None), getattr(args, "data_root", None)
+    if (values or root) and dataset is None:
+        raise CLIError("--data-root and --set dataset_args.* name another data set to score: give --dataset NAME too")
+    return {"dataset": dataset, "data_root": root, "dataset_args": values.get("dataset_args")}
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "compare": cmd_compare, "recipes": cmd_recipes,

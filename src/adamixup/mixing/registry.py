@@ -4,7 +4,7 @@ and the studies all read :data:`METHODS`.
 A method is a mixer class and the options it fixes (``adamixup-paper`` is AdaMixUp with the paper's
 settings; the controls are mixers with one part taken away). Each mixer class states its smallest
 batch (``min_batch``) and its options (its constructor's keyword arguments); one that takes the
-classifier (``model``) to size its own networks gets it, and ``in_channels``, when built.
+classifier (``model``) to size its own networks gets it when built (and reads the input channels from it).
 Adding a mixer: one file, and one line here.
 """
 from __future__ import annotations
@@ -44,11 +44,13 @@ class Method:
         params = set(inspect.signature(self.cls.__init__).parameters)
         return frozenset(params - BUILD_ARGS - set(self.fixed) - set(reserved))
 
-    def build(self, model: Optional[nn.Module] = None, in_channels: Optional[int] = None, **options) -> nn.Module:
-        """The mixer; ``model`` (the classifier) and ``in_channels`` reach mixers that take them."""
+    def build(self, model: Optional[nn.Module] = None, **options) -> nn.Module:
+        """The mixer; ``model`` (the classifier) reaches mixers that take it, which read the input
+        channels from it (``in_channels=C`` among ``options`` for a model that does not tell)."""
         kwargs: Dict[str, Any] = {**self.fixed, **options}
         if self.takes_model:
-            return self.cls(model, in_channels=in_channels, **kwargs)
+            return self.cls(model, **kwargs)
+        kwargs.pop("in_channels", None)
         return self.cls(**kwargs)
 
 
@@ -75,7 +77,7 @@ def get_method(name: str) -> Method:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
 
 
-def build_mixer(name: str, model: Optional[nn.Module] = None, in_channels: Optional[int] = None,
-                **options) -> nn.Module:
-    """``build_mixer("adamixup", model, in_channels=3, min_width=0.3)``."""
-    return get_method(name).build(model, in_channels, **options)
+def build_mixer(name: str, model: Optional[nn.Module] = None, **options) -> nn.Module:
+    """The one way to build a mixer by name: ``build_mixer("adamixup", model, min_width=0.3)``; the
+    classifier ``model`` sizes π and φ and tells the input channels."""
+    return get_method(name).build(model, **options)

@@ -1,8 +1,11 @@
 """Person re-identification, all of it: data sets and the PK sampler, the objective (ID + triplet +
-center), the trainer, retrieval metrics, distances, k-reciprocal re-ranking, features and pictures.
-The network is :class:`adamixup.models.ReIDResNet50`; training runs on :mod:`adamixup.train`'s engine.
+center), the task (:mod:`adamixup.reid.task`: ``train``, ``resume``, ``evaluate``, ``load``, ``export``,
+the verbs of :mod:`adamixup.classify` too), retrieval metrics, distances, k-reciprocal re-ranking,
+features and pictures. The network is :class:`adamixup.models.ReIDResNet50`; training runs on
+:mod:`adamixup.train`'s engine.
 
-Submodules load on first use (``adamixup.reid.trainer`` imports torchvision and the engine)."""
+Importing this package loads the data, metric and picture modules; the task (which imports
+torchvision's models and the engine) loads with ``from adamixup.reid import task``."""
 from .data import ReIDData, ReIDImageDataset, ReIDSplit
 from .datasets import READERS, read_reid_dataset
 from .distance import compute_distance

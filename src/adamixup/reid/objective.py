@@ -7,7 +7,7 @@ mixer returns (no extra forward pass)::
 
 The center loss's centers are parameters of this module, so that DistributedDataParallel, which
 wraps the objective, averages their gradients like any other; their own optimizer (SGD at lr α/β)
-lives in the task (:mod:`adamixup.reid.trainer`).
+lives in the task (:mod:`adamixup.reid.task`).
 """
 from __future__ import annotations
 

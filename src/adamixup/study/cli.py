@@ -1,6 +1,6 @@
 """``adamixup study``: run, report and inspect a study plan.
 
-    adamixup study run quick --workers 2 --threads 1         # train what the ledger lacks (rerun = resume)
+    adamixup study run quick --parallel 2 --threads 1        # train what the ledger lacks (rerun = resume)
     adamixup study run digits-controls --dry-run             # what is left, and how long it may take
     adamixup study status digits-controls                    # the same, per data set and method
     adamixup study report digits-controls --out benchmarks/results
@@ -41,13 +41,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train the plan's runs that the ledger lacks (rerun the command to resume)")
     _plan_args(p)
-    p.add_argument("--workers", type=int, default=1, help="runs in parallel, each in its own spawned process (default 1)")
+    p.add_argument("--parallel", type=int, default=None, metavar="N",
+                   help="runs in parallel, each in its own spawned process (default 1)")
+    p.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)  # the old name of --parallel, for one release
     p.add_argument("--threads", type=int, default=None, help="torch threads per run process (default: torch's own)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps; not part of a run's identity")
     p.add_argument("--keep-runs", metavar="DIR", help="keep finished run folders (checkpoints, plots) under "
                                                       "DIR/<dataset>/<method>/<fold-seed> instead of deleting them")
     p.add_argument("--dry-run", action="store_true", help="only list what is left and an estimate of the time")
-    p.add_argument("--report", metavar="DIR", help="write the report into DIR when the runs are done")
+    p.add_argument("--out", metavar="DIR", help="write the report into DIR when the runs are done")
+    p.add_argument("--report", metavar="DIR", help=argparse.SUPPRESS)  # the old name of --out, for one release
     _only_arg(p)
 
     p = sub.add_parser("report", help="rebuild the report (markdown, JSON, plots) from the ledger alone")
@@ -58,11 +61,27 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="runs done and left per data set and method, stale or unreadable records, time left")
     _plan_args(p)
-    p.add_argument("--workers", type=int, default=1, help="for the estimate: runs that would train in parallel")
+    p.add_argument("--parallel", type=int, default=None, metavar="N", help="for the estimate: runs that would train in parallel")
+    p.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
     _only_arg(p)
 
     sub.add_parser("plans", help="list the shipped plans")
     return study
+
+
+def _renamed(args: argparse.Namespace, old: str, new: str, default: Any) -> None:
+    """An old flag name: accepted for one release, with a note (``--workers`` means DataLoader workers
+    elsewhere; a command's output folder is ``--out`` everywhere)."""
+    from .errors import StudyError
+
+    value = getattr(args, old, None)
+    if value is not None:
+        if getattr(args, new, None) is not None:
+            raise StudyError(f"--{old} is the old name of --{new}; give only --{new}")
+        print(f"adamixup: note: --{old} is now --{new} here; --{old} goes in the next release", file=sys.stderr)
+        setattr(args, new, value)
+    if hasattr(args, new) and getattr(args, new) is None:
+        setattr(args, new, default)
 
 
 def _ledger(plan, args):
@@ -88,28 +107,30 @@ def run(args: argparse.Namespace) -> int:
 
     plan = load_plan(args.plan)
     ledger = _ledger(plan, args)
-    if getattr(args, "workers", 1) < 1:
-        raise StudyError(f"--workers must be at least 1, got {args.workers}")
+    _renamed(args, "workers", "parallel", 1)
+    _renamed(args, "report", "out", None)
+    if getattr(args, "parallel", 1) < 1:
+        raise StudyError(f"--parallel must be at least 1, got {args.parallel}")
     runs = expand(plan)
     only = getattr(args, "only", None)
     if command == "status" or (command == "run" and args.dry_run):
         from .runner import format_status, plan_status
 
-        print(format_status(plan_status(plan, ledger, runs, only=only), workers=args.workers))
+        print(format_status(plan_status(plan, ledger, runs, only=only), workers=args.parallel))
         return 0
     if command == "run":
         from .runner import run_plan
 
         subset = f" (only those matching {', '.join(only)})" if only else ""
         print(f"plan {plan.name}: {len(runs)} runs{subset}; ledger {ledger.folder}", flush=True)
-        result = run_plan(plan, ledger, workers=args.workers, threads=args.threads, device=args.device,
+        result = run_plan(plan, ledger, workers=args.parallel, threads=args.threads, device=args.device,
                           keep_runs=args.keep_runs, runs=runs, only=only)
         print(f"{result['trained']} run(s) trained now, {result['done_before']} were in the ledger, "
               f"{len(result['failed'])} failed", flush=True)
         for f in result["failed"]:
             print(f"{f['key']} failed: {f['error']}" + (f" (its log: {f['log']})" if f.get("log") else ""), file=sys.stderr)
-        if args.report:
-            _report(plan, ledger, args.report, None, True, runs)
+        if args.out:
+            _report(plan, ledger, args.out, None, True, runs)
         if result["failed"]:
             print(f"{len(result['failed'])} run(s) failed; run the same command again to retry them", file=sys.stderr)
             return 1

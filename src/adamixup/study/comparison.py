@@ -127,7 +127,7 @@ def compare(base, methods: Sequence[str], seeds: Sequence[int], out_dir: Path,
     from .report import _jsonable
 
     (out_dir / "compare.json").write_text(json.dumps(_jsonable({"config": base.to_dict(), "rows": rows}), indent=2))
-    from .. import plots
+    from ..classify import plots
 
     plots.compare_bars(rows, out_dir / "compare.png", title=f"{base.dataset}: test error over {len(seeds)} seeds")
     return rows

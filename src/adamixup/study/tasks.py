@@ -53,7 +53,7 @@ class StudyTask:
 # classification
 # --------------------------------------------------------------------------------------------------
 def _classification_build(recipe: Optional[str], overrides: Dict[str, Any]):
-    from ..train import build_config
+    from ..classify import build_config
 
     return build_config(recipe, overrides)
 
@@ -91,7 +91,7 @@ def _train_or_resume(config: Dict[str, Any], run_dir: Path, device: str, build: 
 
 
 def _classification_train(config: Dict[str, Any], run_dir: Path, device: str) -> Trained:
-    from ..train import resume, train
+    from ..classify import resume, train
 
     return _train_or_resume(config, run_dir, device, _classification_build, train, resume)
 
@@ -127,15 +127,15 @@ CLASSIFICATION = StudyTask(
 # person re-ID
 # --------------------------------------------------------------------------------------------------
 def _reid_build(recipe: Optional[str], overrides: Dict[str, Any]):
-    from ..reid.trainer import build_reid_config
+    from ..reid.task import build_config
 
-    return build_reid_config(recipe, overrides)
+    return build_config(recipe, overrides)
 
 
 def _reid_train(config: Dict[str, Any], run_dir: Path, device: str) -> Trained:
-    from ..reid.trainer import resume_reid, train_reid
+    from ..reid.task import resume, train
 
-    return _train_or_resume(config, run_dir, device, _reid_build, train_reid, resume_reid)
+    return _train_or_resume(config, run_dir, device, _reid_build, train, resume)
 
 
 REID_COLUMNS = ("rank1", "rank5", "rank10", "mINP", "rerank_mAP", "rerank_rank1", "rerank_mINP")

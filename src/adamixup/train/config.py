@@ -1,4 +1,5 @@
-"""The training configuration: one flat dataclass, read from recipes (YAML) and ``--set key=value``.
+"""The run configuration both tasks share: one flat dataclass (:class:`RunConfig`; each task's config
+adds its keys), read from recipes (YAML) and ``--set key=value``.
 
 Unknown keys, wrong types and impossible values are errors that name the key; the resolved config
 is written to each run directory as ``config.yaml``.
@@ -14,7 +15,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
-RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
+RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"  # classify/, reid/, studies/
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -159,7 +160,7 @@ class RunConfig:
         if bad:
             raise ConfigError(f"config key 'mixer_args.{bad}' must be a finite number, got {self.mixer_args[bad]!r}")
         try:
-            METHODS[self.method].build(SmallCNN(in_channels=1, num_classes=2, width=2), 1, **self.mixer_args,
+            METHODS[self.method].build(SmallCNN(in_channels=1, num_classes=2, width=2), **self.mixer_args,
                                        **self.task_mixer_options())
         except (ValueError, TypeError) as err:
             given = ", ".join(f"{k}={v!r}" for k, v in self.mixer_args.items())
@@ -172,52 +173,6 @@ class RunConfig:
         min_batch = METHODS[self.method].min_batch
         if size < min_batch:
             raise self.bad(key, f"a batch of {size} is too small for {self.method}, which needs at least {min_batch}")
-
-
-@dataclass
-class TrainConfig(RunConfig):
-    dataset: str = "mnist5k"
-    method: str = "adamixup"
-    epochs: int = 15
-    # data
-    train_fraction: float = 1.0
-    # a stratified share of the training split held out and scored instead of the test split (val_error):
-    # choose settings on it, never on the test split
-    validation_fraction: float = 0.0
-    fold: Optional[int] = None  # embedded sets: use stratified fold `fold` of `num_folds` as the test set
-    num_folds: int = 5
-    augment: bool = True
-    # model
-    model: str = "small_cnn"
-    model_args: Dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 128
-    # evaluation
-    eval_batch_size: int = 1000
-    train_eval_samples: int = 1000  # fixed subset of the training set on which train error is measured
-
-    def validate(self) -> "TrainConfig":
-        from ..data import DATASETS
-        from ..models import ModelError, check_model_spec
-
-        self.validate_run(DATASETS)
-        bad = _non_finite(self.model_args)
-        if bad:
-            raise ConfigError(f"config key 'model_args.{bad}' must be a finite number, got {self.model_args[bad]!r}")
-        try:
-            check_model_spec(self.model, self.model_args)
-        except ModelError as err:
-            raise ConfigError(f"config key 'model': {err}") from None
-        for key in ("batch_size", "eval_batch_size", "num_folds"):
-            if getattr(self, key) < 1:
-                raise self.bad(key, "must be at least 1")
-        if self.train_eval_samples < 0:
-            raise self.bad("train_eval_samples", "must not be negative")
-        if not 0 < self.train_fraction <= 1:
-            raise self.bad("train_fraction", "must lie in (0, 1]")
-        if not 0 <= self.validation_fraction < 1:
-            raise self.bad("validation_fraction", "must be 0 (off) or lie in (0, 1)")
-        self.check_batch("batch_size", self.batch_size)
-        return self
 
 
 def _check_type(field_types: Dict[str, str], key: str, value: Any) -> Any:
@@ -270,30 +225,35 @@ def update_config(config, values: Dict[str, Any], source: str):
     return config
 
 
-def find_recipe(name_or_path: Union[str, Path]) -> Path:
-    """A recipe file: a path, or the name of a recipe shipped with the package (``mnist5k``)."""
+def find_recipe(name_or_path: Union[str, Path], directory: Path, kind: str = "recipe") -> Path:
+    """A recipe file: a path, or the name of one shipped in ``directory`` (``mnist5k``, ``bot``)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    shipped = RECIPE_DIR / f"{name_or_path}.yaml"
+    shipped = directory / f"{name_or_path}.yaml"
     if shipped.is_file():
         return shipped
-    raise ConfigError(f"no recipe file {str(name_or_path)!r}; shipped recipes: {', '.join(list_recipes())}")
+    raise ConfigError(f"no {kind} file {str(name_or_path)!r}; shipped {kind}s: {', '.join(list_recipes(directory))}")
 
 
-def list_recipes() -> List[str]:
-    return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+def list_recipes(directory: Path) -> List[str]:
+    """The names of the recipes shipped in ``directory``."""
+    return sorted(p.stem for p in directory.glob("*.yaml"))
 
 
-def load_recipe(name_or_path: Union[str, Path]) -> Dict[str, Any]:
-    path = find_recipe(name_or_path)
+def load_recipe(name_or_path: Union[str, Path], directory: Path, kind: str = "recipe") -> Dict[str, Any]:
+    """A recipe's config keys (its ``description`` left out). A recipe that holds nothing is an error:
+    an empty file is more likely a mistake than a wish for every default."""
+    path = find_recipe(name_or_path, directory, kind)
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"recipe {path} cannot be read ({type(err).__name__}: {err})") from None
-    values = load_yaml(text, f"recipe {path}") or {}
+        raise ConfigError(f"{kind} {path} cannot be read ({type(err).__name__}: {err})") from None
+    values = load_yaml(text, f"{kind} {path}")
+    if values is None:
+        raise ConfigError(f"{kind} {path} is empty; write the config keys it should set (or leave out --config for the defaults)")
     if not isinstance(values, dict):
-        raise ConfigError(f"recipe {path} must be a mapping of config keys to values")
+        raise ConfigError(f"{kind} {path} must be a mapping of config keys to values")
     values.pop("description", None)
     return values
 
@@ -314,17 +274,3 @@ def parse_set(items: List[str]) -> Dict[str, Any]:
         else:
             values[key] = value
     return values
-
-
-def build_config(recipe: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None) -> TrainConfig:
-    """Defaults, then the recipe, then the overrides; validated."""
-    config = TrainConfig()
-    if recipe:
-        update_config(config, load_recipe(recipe), str(find_recipe(recipe)))
-    if overrides:
-        update_config(config, overrides, "the command line")
-    return config.validate()
-
-
-def config_from_dict(values: Dict[str, Any], source: str) -> TrainConfig:
-    return update_config(TrainConfig(), values, source).validate()

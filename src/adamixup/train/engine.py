@@ -1,6 +1,6 @@
 """The engine: one epoch loop and one step, for every task.
 
-A task (classification: :mod:`adamixup.train.classification`; re-ID: :mod:`adamixup.reid.trainer`)
+A task (classification: :mod:`adamixup.classify.task`; re-ID: :mod:`adamixup.reid.trainer`)
 builds its data, model, mixer and an *objective*: an ``nn.Module`` whose ``forward(x, y)`` returns the
 whole loss of a step (:class:`StepOutput`). The engine wraps the objective in DDP, so that every
 parameter it holds (model, mixer, a task's own losses) is averaged over processes, and runs::
@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -102,6 +102,17 @@ class Task:
         lam = f" λ {m['lam_mean']:.2f}±{m['lam_std']:.2f}" if "lam_mean" in m else ""
         score = f" {self.score_key} {m[self.score_key]:.2f}" if self.score_key in m else ""
         return f"epoch {m['epoch']}/{epochs} loss {m['train_loss']:.4f}{score}{lam} ({m['seconds']:.1f}s)"
+
+
+class Trained(NamedTuple):
+    """A trained run rebuilt from its folder (both tasks' ``load``): its config, its data, the model in
+    eval mode on the device, the mixer (or None) and the checkpoint's contents."""
+
+    config: Any
+    data: Any
+    model: nn.Module
+    mixer: Optional[nn.Module]
+    checkpoint: Dict[str, Any]
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -250,6 +261,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "rng": rng_state(self.data_generator),
             "config": asdict(self.config),
+            "run_id": self.run.run_id,
             "loss_reference": self.loss_reference,
             "diverged_at": self.diverged_at,
             "extensions": self.extensions,

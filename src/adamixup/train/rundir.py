@@ -1,6 +1,6 @@
 """The run folder: the one place that knows its layout. Every reader and writer goes through :class:`RunDir`.
 
-    RUN/config.yaml            the resolved config
+    RUN/config.yaml            the run's id (``run_id``), then the resolved config
     RUN/metrics.jsonl          one JSON line per epoch (standard JSON: no NaN or infinity)
     RUN/checkpoints/last.pt    the state after the last epoch; best.pt after the best-scoring one
     RUN/plots/                 pictures
@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import sys
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -23,6 +24,11 @@ import yaml
 
 from .checkpoint import CheckpointError, TrainingError, load_checkpoint, save_atomic
 from .config import ConfigError, load_yaml
+
+
+RUN_ID = "run_id"  # the key of config.yaml (and of every checkpoint) that names the run
+# config keys that may differ between a run's checkpoint and its config.yaml: --resume changes them
+RESUMABLE_KEYS = ("epochs", "device", "quiet", "run_dir")
 
 
 def warn(message: str) -> None:
@@ -50,6 +56,8 @@ class RunDir:
 
     def __init__(self, path: Union[str, os.PathLike]):
         self.path = Path(path)
+        self.run_id: Optional[str] = None  # set by create() or read_config()
+        self._config_values: Optional[Dict[str, Any]] = None
 
     def __fspath__(self) -> str:
         return str(self.path)
@@ -122,6 +130,7 @@ class RunDir:
             top = p
         try:
             self.path.mkdir(parents=True, exist_ok=True)
+            self.run_id = uuid.uuid4().hex[:16]
             self.write_config(config)
             self.metrics_path.write_text("")
         except OSError as err:
@@ -142,11 +151,14 @@ class RunDir:
 
     # ---- config -------------------------------------------------------------------------------
     def write_config(self, config) -> None:
-        self.config_path.write_text(yaml.safe_dump(asdict(config), sort_keys=False))
+        values = asdict(config)
+        head = {RUN_ID: self.run_id} if self.run_id else {}
+        self.config_path.write_text(yaml.safe_dump({**head, **values}, sort_keys=False))
+        self._config_values = values
 
     def read_config(self, config_from_dict: Callable[[Dict[str, Any], str], Any]):
-        """The run's config; one-sentence errors for a missing folder, a missing, empty or invalid
-        ``config.yaml``."""
+        """The run's config (and its id, :attr:`run_id`; runs written before ids have none);
+        one-sentence errors for a missing folder, a missing, empty or invalid ``config.yaml``."""
         run_dir, cfg_path = self.path, self.config_path
         if not run_dir.is_dir():
             raise TrainingError(f"{run_dir} is not a run directory ({'a file' if run_dir.exists() else 'it does not exist'})")
@@ -159,6 +171,12 @@ class RunDir:
         values = load_yaml(text, str(cfg_path))
         if not values:
             raise TrainingError(f"{cfg_path} is empty, so the run's settings are unknown")
+        if not isinstance(values, dict):
+            raise TrainingError(f"{cfg_path} is not a mapping of config keys, so the run's settings are unknown")
+        values = dict(values)
+        run_id = values.pop(RUN_ID, None)
+        self.run_id = str(run_id) if run_id is not None else None
+        self._config_values = dict(values)
         try:
             return config_from_dict(values, str(cfg_path))
         except ConfigError as err:
@@ -209,13 +227,47 @@ class RunDir:
         path = self.checkpoint(name)
         if not path.is_file():
             raise TrainingError(f"{self.path} has no {name}.pt checkpoint")
-        return load_checkpoint(path, "cpu", required=required, alternative=alternative)
+        ckpt = load_checkpoint(path, "cpu", required=required, alternative=alternative)
+        self.check_belongs(ckpt, path)
+        return ckpt
 
-    def load_weights(self, model, name: str = "last", alternative: str = "use it with --checkpoint {name}"):
-        """Load the model weights of ``checkpoints/<name>.pt`` into ``model``; returns the checkpoint.
-        A checkpoint that does not fit the model is one :class:`CheckpointError` sentence
-        (``alternative``: how to use an intact sibling checkpoint, see :meth:`load_checkpoint`)."""
-        ckpt = self.load_checkpoint(name, required=("model", "epoch"), alternative=alternative)
+    def check_belongs(self, ckpt: Dict[str, Any], path: Path) -> None:
+        """Refuse a checkpoint of another run (its ``run_id`` differs from config.yaml's) or, for
+        checkpoints without an id, one trained with other settings than config.yaml holds (but for
+        :data:`RESUMABLE_KEYS`): one sentence naming both, and nothing of the run is written."""
+        if self._config_values is None and self.config_path.is_file():
+            try:
+                values = load_yaml(self.config_path.read_text(), str(self.config_path))
+            except (OSError, UnicodeDecodeError, ConfigError):
+                values = None
+            if isinstance(values, dict):
+                values = dict(values)
+                run_id = values.pop(RUN_ID, None)
+                self.run_id, self._config_values = (str(run_id) if run_id is not None else None), values
+        theirs = ckpt.get(RUN_ID)
+        if theirs is not None and self.run_id is not None and str(theirs) != self.run_id:
+            origin = (ckpt.get("config") or {}).get("run_dir") if isinstance(ckpt.get("config"), dict) else None
+            where = f", trained in {origin}" if origin else ""
+            raise CheckpointError(f"{path} belongs to run {theirs}{where}, not to the run of {self.config_path} "
+                                  f"({self.run_id}); it is not used and nothing in {self.path} was changed")
+        stored, ours = ckpt.get("config"), self._config_values
+        if isinstance(stored, dict) and isinstance(ours, dict):
+            diff = [f"{k} {stored.get(k)!r} vs {ours.get(k)!r}" for k in sorted(set(stored) | set(ours))
+                    if k not in RESUMABLE_KEYS and k in stored and k in ours and stored.get(k) != ours.get(k)]
+            if diff:
+                more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
+                raise CheckpointError(f"{path} was trained with other settings than {self.config_path} holds "
+                                      f"({'; '.join(diff[:3])}{more}): it belongs to another run and is not used; "
+                                      f"nothing in {self.path} was changed")
+
+    def load_weights(self, model, name: str = "last", alternative: str = "use it with --checkpoint {name}",
+                     ckpt: Optional[Dict[str, Any]] = None):
+        """Load the model weights of ``checkpoints/<name>.pt`` (or of ``ckpt``, that checkpoint read
+        already) into ``model``; returns the checkpoint. A checkpoint that does not fit the model is
+        one :class:`CheckpointError` sentence (``alternative``: how to use an intact sibling
+        checkpoint, see :meth:`load_checkpoint`)."""
+        if ckpt is None:
+            ckpt = self.load_checkpoint(name, required=("model", "epoch"), alternative=alternative)
         try:
             model.load_state_dict(ckpt["model"])
         except (RuntimeError, KeyError, TypeError, AttributeError) as err:

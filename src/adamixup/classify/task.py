@@ -1,4 +1,5 @@
-"""Image classification: ``train(config)`` makes a run folder and fills it.
+"""Image classification, the task: ``train(config)`` makes a run folder and fills it; ``resume``,
+``evaluate`` and ``load`` read one back (the same verbs as :mod:`adamixup.reid`).
 
 The whole step, top to bottom (the engine, :mod:`adamixup.train.engine`, runs it for every batch)::
 
@@ -14,21 +15,18 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from .. import plots
 from ..data import BatchAugment, Dataset, load_dataset
-from ..mixing import get_method
+from ..mixing import build_mixer, get_method
 from ..models import ModelError, build_model
-from .config import ConfigError, TrainConfig, config_from_dict
-from .engine import StepOutput, Task, TrainingError, autocast, build_optimizer, resume_run, select_device, start_run, trainable
-from .rundir import RunDir
+from ..train.config import ConfigError
+from ..train.engine import (StepOutput, Task, Trained, TrainingError, autocast, build_optimizer, resume_run, select_device,
+                            start_run, trainable)
+from ..train.rundir import RunDir
+from . import plots
+from .config import ClassificationConfig, config_from_dict
 
 
-def build_mixer(config, model: nn.Module, in_channels: int, **task_options) -> nn.Module:
-    """The config's method (a name in :data:`adamixup.mixing.METHODS`) with its ``mixer_args``."""
-    return get_method(config.method).build(model, in_channels, **config.mixer_args, **task_options)
-
-
-def build_classifier(config: TrainConfig, in_channels: int, num_classes: int) -> nn.Module:
+def build_classifier(config: ClassificationConfig, in_channels: int, num_classes: int) -> nn.Module:
     """The config's model; a model argument it refuses is a :class:`ConfigError` naming it."""
     try:
         return build_model(config.model, in_channels=in_channels, num_classes=num_classes, **config.model_args)
@@ -40,7 +38,7 @@ def build_classifier(config: TrainConfig, in_channels: int, num_classes: int) ->
                           f"{' '.join(str(err).split())[:200]}") from None
 
 
-def load_data(config: TrainConfig) -> Dataset:
+def load_data(config: ClassificationConfig) -> Dataset:
     return load_dataset(config.dataset, config.data_root, train_fraction=config.train_fraction, seed=config.seed,
                         fold=config.fold, num_folds=config.num_folds, validation_fraction=config.validation_fraction)
 
@@ -108,7 +106,7 @@ class ClassificationTask(Task):
     score_key = "test_error"
     higher_is_better = False
 
-    def __init__(self, config: TrainConfig, device: torch.device, rank: int, world: int, data: Optional[Dataset] = None):
+    def __init__(self, config: ClassificationConfig, device: torch.device, rank: int, world: int, data: Optional[Dataset] = None):
         self.config, self.device, self.rank, self.world = config, device, rank, world
         self.data = d = data if data is not None else load_data(config)
         self.score_key = eval_key(d)
@@ -117,7 +115,7 @@ class ClassificationTask(Task):
         self.augment = BatchAugment(d.mean, d.std, pad=d.pad if config.augment else 0,
                                     flip=d.flip and config.augment).to(device)
         self.model = build_classifier(config, d.in_channels, d.num_classes).to(device)
-        self.mixer = build_mixer(config, self.model, d.in_channels).to(device)
+        self.mixer = build_mixer(config.method, self.model, **config.mixer_args).to(device)
         self.objective = ClassificationObjective(self.model, self.mixer)
         per_rank = config.batch_size // world
         if per_rank < get_method(config.method).min_batch:
@@ -185,7 +183,7 @@ class ClassificationTask(Task):
                 f"final_{self.score_key}": history[-1].get(self.score_key) if history else None}
 
 
-def train(config: TrainConfig, run_dir: Optional[Path] = None, stop_after: Optional[int] = None,
+def train(config: ClassificationConfig, run_dir: Optional[Path] = None, stop_after: Optional[int] = None,
           data: Optional[Dataset] = None) -> Dict[str, Any]:
     """Train a new run; returns its summary. ``stop_after`` ends it early after that epoch (resumable)."""
     return start_run(config, ClassificationTask, run_dir, stop_after, data=data)
@@ -199,28 +197,27 @@ def resume(run_dir: Path, stop_after: Optional[int] = None, data: Optional[Datas
                       quiet=quiet, data=data)
 
 
-def load_trained(run_dir: Path, checkpoint: str = "last", device: str = "auto",
-                 with_mixer: bool = False) -> Tuple[TrainConfig, Dataset, nn.Module, Optional[nn.Module], Dict[str, Any]]:
-    """A trained run, rebuilt: ``(config, data, model in eval mode, mixer or None, checkpoint)``.
-    The one way to get a trained classifier back from its run folder."""
+def load(run_dir: Path, checkpoint: str = "last", device: str = "auto", with_mixer: bool = False) -> Trained:
+    """A trained run, rebuilt: :class:`~adamixup.train.engine.Trained` ``(config, data, model in eval
+    mode, mixer or None, checkpoint)``; the mixer (π and φ) with ``with_mixer``. The one way to get a
+    trained classifier back from its run folder."""
     run = RunDir(run_dir)
     config = run.read_config(config_from_dict)
     dev = select_device(device)
-    ckpt = run.load_checkpoint(checkpoint, required=("model", "epoch"), alternative="evaluate it with --checkpoint {name}")
     data = load_data(config)
     model = build_classifier(config, data.in_channels, data.num_classes)
-    run.load_weights(model, checkpoint, alternative="evaluate it with --checkpoint {name}")
+    ckpt = run.load_weights(model, checkpoint, alternative="evaluate it with --checkpoint {name}")
     mixer = None
     if with_mixer and "mixer" in ckpt:
-        mixer = build_mixer(config, model, data.in_channels)
+        mixer = build_mixer(config.method, model, **config.mixer_args)
         mixer.load_state_dict(ckpt["mixer"])
         mixer.to(dev).eval()
-    return config, data, model.to(dev).eval(), mixer, ckpt
+    return Trained(config, data, model.to(dev).eval(), mixer, ckpt)
 
 
-def evaluate_run(run_dir: Path, checkpoint: str = "last", device: str = "auto") -> Dict[str, Any]:
-    """Test error and per-class errors of a saved run."""
-    config, data, model, _, ckpt = load_trained(run_dir, checkpoint, device)
+def evaluate(run_dir: Path, checkpoint: str = "last", device: str = "auto") -> Dict[str, Any]:
+    """Error and per-class errors of a saved run on its evaluation split (test, or validation)."""
+    config, data, model, _, ckpt = load(run_dir, checkpoint, device)
     dev = next(model.parameters()).device
     augment = BatchAugment(data.mean, data.std).to(dev)
     pred = predict(model, data.test_x, augment, config.eval_batch_size, dev)

@@ -1,4 +1,8 @@
-"""Person re-ID training: the strong baseline (Luo et al., CVPR-W 2019) with MixUp / AdaMixUp on its ID loss.
+"""Person re-ID, the task: the strong baseline (Luo et al., CVPR-W 2019) with MixUp / AdaMixUp on its ID loss.
+
+The same verbs as :mod:`adamixup.classify`: ``train(config)``, ``resume(run_dir)``, ``evaluate(run_dir)``
+(on the run's own data set or another one), ``load(run_dir)``, plus ``export(run_dir)`` (features to
+``.npz``) and ``evaluate_exported(folder)``.
 
 The step is :class:`adamixup.reid.objective.ReIDObjective` (ID + triplet + center, top to bottom);
 this module builds it from a :class:`ReIDConfig` (the recipes in ``recipes/reid`` hold the papers'
@@ -17,10 +21,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ..mixing import METHODS
+from ..mixing import METHODS, build_mixer
 from ..models.reid_resnet import ReIDResNet50
-from ..train.config import RECIPE_DIR, ConfigError, RunConfig, load_recipe, update_config
-from ..train.engine import StepOutput, Task, TrainingError, build_optimizer, resume_run, select_device, start_run, trainable
+from ..train.config import RECIPE_DIR, ConfigError, RunConfig, find_recipe, load_recipe, update_config
+from ..train.engine import (StepOutput, Task, Trained, TrainingError, build_optimizer, resume_run, select_device, start_run,
+                            trainable)
 from ..train.rundir import RunDir
 from .data import ReIDData, ReIDImageDataset, describe, hold_out_identities
 from .datasets import READERS, read_reid_dataset
@@ -122,26 +127,25 @@ class ReIDConfig(RunConfig):
         return self
 
 
-def list_reid_recipes() -> List[str]:
-    return sorted(p.stem for p in REID_RECIPES.glob("*.yaml"))
+def list_recipes() -> List[str]:
+    """The shipped re-ID recipes (``recipes/reid``)."""
+    from ..train.config import list_recipes as listed
+
+    return listed(REID_RECIPES)
 
 
-def build_reid_config(recipe: Optional[str] = "bot", overrides: Optional[Dict[str, Any]] = None) -> ReIDConfig:
+def build_config(recipe: Optional[str] = "bot", overrides: Optional[Dict[str, Any]] = None) -> ReIDConfig:
     """Neutral defaults, then a re-ID recipe (a name in ``recipes/reid`` or a file; default ``bot``,
     the strong baseline), then overrides; validated."""
     config = ReIDConfig()
     if recipe:
-        path = REID_RECIPES / f"{recipe}.yaml"
-        if not path.is_file() and not Path(recipe).is_file():
-            raise ConfigError(f"no re-ID recipe {recipe!r}; shipped re-ID recipes: {', '.join(list_reid_recipes())}")
-        source = path if path.is_file() else Path(recipe)
-        update_config(config, load_recipe(source), str(source))
+        update_config(config, load_recipe(recipe, REID_RECIPES, "re-ID recipe"), str(find_recipe(recipe, REID_RECIPES, "re-ID recipe")))
     if overrides:
         update_config(config, overrides, "the command line")
     return config.validate()
 
 
-def reid_config_from_dict(values: Dict[str, Any], source: str) -> ReIDConfig:
+def config_from_dict(values: Dict[str, Any], source: str) -> ReIDConfig:
     return update_config(ReIDConfig(), values, source).validate()
 
 
@@ -222,7 +226,7 @@ class ReIDTask(Task):
         self.model = build_reid_model(config, n).to(device)
         self.center = CenterLoss(n, self.model.num_features).to(device) if config.center_weight > 0 else None
         triplet = TripletLoss(config.triplet_margin, soft_margin=config.soft_margin) if config.triplet_weight > 0 else None
-        self.mixer = METHODS[config.method].build(self.model, 3, **config.mixer_args, **config.task_mixer_options()).to(device)
+        self.mixer = build_mixer(config.method, self.model, **config.mixer_args, **config.task_mixer_options()).to(device)
         self.objective = ReIDObjective(self.model, self.mixer, triplet, self.center, config.triplet_weight,
                                        config.center_weight)
         self.sampler = PKBatchSampler(self.data.train.pids, config.p, config.k, seed=config.seed,
@@ -288,70 +292,134 @@ class ReIDTask(Task):
                 "validation_fraction": self.config.validation_fraction}
 
 
-def train_reid(config: ReIDConfig, run_dir: Optional[Path] = None, stop_after: Optional[int] = None,
-               data: Optional[ReIDData] = None) -> Dict[str, Any]:
+def train(config: ReIDConfig, run_dir: Optional[Path] = None, stop_after: Optional[int] = None,
+          data: Optional[ReIDData] = None) -> Dict[str, Any]:
+    """Train a new run; returns its summary. ``stop_after`` ends it early after that epoch (resumable)."""
     return start_run(config, ReIDTask, run_dir, stop_after, data=data)
 
 
-def resume_reid(run_dir: Path, stop_after: Optional[int] = None, data: Optional[ReIDData] = None,
-                epochs: Optional[int] = None, device: Optional[str] = None, quiet: bool = False) -> Dict[str, Any]:
-    return resume_run(run_dir, reid_config_from_dict, ReIDTask, stop_after, epochs=epochs, device=device,
+def resume(run_dir: Path, stop_after: Optional[int] = None, data: Optional[ReIDData] = None,
+           epochs: Optional[int] = None, device: Optional[str] = None, quiet: bool = False) -> Dict[str, Any]:
+    """Continue a run from its last checkpoint; ``epochs`` extends it."""
+    return resume_run(run_dir, config_from_dict, ReIDTask, stop_after, epochs=epochs, device=device,
                       quiet=quiet, data=data)
 
 
-def load_trained(run_dir: Path, checkpoint: str = "last", device: str = "auto") -> Tuple[ReIDConfig, ReIDData, nn.Module]:
-    """A trained re-ID run, rebuilt: ``(config, data, model on the device)``. The one way to get a
-    trained re-ID network back from its run folder."""
+def _num_ids(state: Dict[str, Any], run: RunDir, name: str) -> int:
+    """The number of training identities, from the classifier's weights in the checkpoint (so that a
+    run's network is rebuilt without reading its training data)."""
+    weights = state.get("head.weight") if isinstance(state, dict) else None
+    if not torch.is_tensor(weights) or weights.dim() != 2:
+        raise TrainingError(f"checkpoint {run.checkpoint(name)} holds no ID classifier (head.weight); is {run} a re-ID run?")
+    return int(weights.shape[0])
+
+
+def load(run_dir: Path, checkpoint: str = "last", device: str = "auto", data: Optional[ReIDData] = None) -> Trained:
+    """A trained re-ID run, rebuilt: :class:`~adamixup.train.engine.Trained` ``(config, data, model in eval
+    mode on the device, None, checkpoint)``. ``data``: the query and gallery to score (default: the
+    run's own data set, read from its ``data_root``). The one way to get a trained re-ID network back."""
     run = RunDir(run_dir)
-    config = run.read_config(reid_config_from_dict)
-    run.load_checkpoint(checkpoint, required=("model",), alternative="use it with --checkpoint {name}")
-    data = read_data(config)
-    model = build_reid_model(config, data.num_train_pids, pretrained=False)
-    run.load_weights(model, checkpoint)
-    return config, data, model.to(select_device(device))
+    config = run.read_config(config_from_dict)
+    ckpt = run.load_checkpoint(checkpoint, required=("model", "epoch"), alternative="use it with --checkpoint {name}")
+    model = build_reid_model(config, _num_ids(ckpt["model"], run, checkpoint), pretrained=False)
+    run.load_weights(model, checkpoint, ckpt=ckpt)
+    data = data if data is not None else read_data(config)
+    return Trained(config, data, model.to(select_device(device)).eval(), None, ckpt)
 
 
-def evaluate_reid_run(run_dir: Optional[Path], checkpoint: str = "last", rerank: bool = False, device: str = "auto",
-                      features: Optional[Path] = None) -> Dict[str, Any]:
-    """mAP / CMC / mINP of a saved run, or of exported features (``features``: a folder holding
-    ``query.npz`` and ``gallery.npz``, as :func:`export_reid_features` writes); writes the CMC curve
-    and ranked lists to the run's (or the feature folder's) ``plots/``."""
-    if features is not None:
-        features = Path(features)
-        if not features.is_dir():
-            raise TrainingError(f"feature folder {features} {'is a file' if features.exists() else 'does not exist'}; "
-                                "`adamixup reid export RUN_DIR` writes one (query.npz and gallery.npz)")
-        try:
-            qf, gf = load_features(features / "query.npz"), load_features(features / "gallery.npz")
-        except ValueError as err:
-            raise TrainingError(" ".join(str(err).split())) from None
-        config = ReIDConfig()
-        if run_dir is not None and RunDir(run_dir).config_path.is_file():
-            config = RunDir(run_dir).read_config(reid_config_from_dict)
-        result = evaluate_feature_sets(qf, gf, config, rerank)
-        plot_dir, query, gallery = features / "plots", qf, gf
-    else:
-        config, data, model = load_trained(Path(run_dir), checkpoint, device)
-        result = evaluate_model(model, config, data, next(model.parameters()).device, rerank=rerank)
-        plot_dir, query, gallery = RunDir(run_dir).plots, data.query, data.gallery
+def read_target(dataset: str, data_root: Optional[str], dataset_args: Optional[Dict[str, Any]] = None) -> ReIDData:
+    """Another data set's query and gallery, to score a run trained elsewhere; one sentence for a
+    data set that cannot be scored."""
+    key = dataset.lower().replace("-", "").replace("_", "")
+    if key not in READERS:
+        raise ConfigError(f"--dataset {dataset!r} is not a re-ID data set; choose one of {', '.join(READERS)}")
+    if not data_root:
+        raise ConfigError(f"--dataset {dataset} needs --data-root, the folder holding it")
+    reader = READERS[key]
+    accepted = set(inspect.signature(reader).parameters) - {"root"}
+    unknown = sorted(set(dataset_args or {}) - accepted)
+    if unknown:
+        raise ConfigError(f"dataset_args.{unknown[0]} is not an option of the {key} reader; its options are "
+                          f"{', '.join(sorted(accepted)) or 'none'}")
+    data = read_reid_dataset(key, data_root, **(dataset_args or {}))
+    for part in ("query", "gallery"):
+        if len(getattr(data, part)) == 0:
+            raise TrainingError(f"{key} in {data_root} has no {part} images, so it cannot be scored")
+    return data
+
+
+def _scored_on(config: ReIDConfig, dataset: Optional[str]) -> Tuple[str, str]:
+    """(the data set scored, the pictures' sub-folder): the run's own, or another one's under ``cross-<name>``."""
+    if dataset is None or dataset.lower().replace("-", "").replace("_", "") == config.dataset:
+        return config.dataset, ""
+    key = dataset.lower().replace("-", "").replace("_", "")
+    return key, f"cross-{key}"
+
+
+def evaluate(run_dir: Path, checkpoint: str = "last", rerank: bool = False, device: str = "auto",
+             dataset: Optional[str] = None, data_root: Optional[str] = None,
+             dataset_args: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """mAP / CMC / mINP (%) of a saved run with its test-time settings (input size, normalization,
+    feature after the neck, metric). ``dataset``/``data_root``/``dataset_args``: score another data
+    set's query and gallery (cross-data-set evaluation); its pictures go to ``plots/cross-<name>/``,
+    never over the run's own. The result names the data set scored (``dataset``)."""
+    run = RunDir(run_dir)
+    target = read_target(dataset, data_root, dataset_args) if dataset is not None else None
+    config, data, model, _, _ = load(run.path, checkpoint, device, data=target)
+    scored, sub = _scored_on(config, dataset)
+    result = evaluate_model(model, config, data, next(model.parameters()).device, rerank=rerank)
+    _pictures(result, run.plots / sub if sub else run.plots, checkpoint, rerank, data.query, data.gallery)
+    return {"dataset": scored, "trained_on": config.dataset, **{k: result[k] for k in SCALARS}}
+
+
+def evaluate_exported(features: Path, rerank: bool = False, run_dir: Optional[Path] = None) -> Dict[str, Any]:
+    """mAP / CMC / mINP (%) of exported features: a folder holding ``query.npz`` and ``gallery.npz``
+    (:func:`export` writes one); the metric and normalization are the run's when ``run_dir`` is given,
+    else the defaults. Pictures go to the folder's ``plots/``."""
+    features = Path(features)
+    if not features.is_dir():
+        raise TrainingError(f"feature folder {features} {'is a file' if features.exists() else 'does not exist'}; "
+                            "`adamixup reid export RUN_DIR` writes one (query.npz and gallery.npz)")
+    try:
+        qf, gf = load_features(features / "query.npz"), load_features(features / "gallery.npz")
+    except ValueError as err:
+        raise TrainingError(" ".join(str(err).split())) from None
+    config = RunDir(run_dir).read_config(config_from_dict) if run_dir is not None else ReIDConfig()
+    result = evaluate_feature_sets(qf, gf, config, rerank)
+    _pictures(result, features / "plots", "features", rerank, qf, gf)
+    return {"dataset": str(features), **{k: result[k] for k in SCALARS}}
+
+
+def _pictures(result: Dict[str, Any], folder: Path, checkpoint: str, rerank: bool, query, gallery) -> None:
     tag = "rerank" if rerank else "plain"
-    plot_cmc(result["cmc"], plot_dir / f"cmc_{checkpoint}_{tag}.png", title=f"CMC ({'re-ranked' if rerank else 'plain distance'})")
-    plot_ranked_lists(result["distmat"], query, gallery, plot_dir / f"ranked_lists_{checkpoint}_{tag}.png")
-    return {k: result[k] for k in SCALARS}
+    plot_cmc(result["cmc"], folder / f"cmc_{checkpoint}_{tag}.png", title=f"CMC ({'re-ranked' if rerank else 'plain distance'})")
+    plot_ranked_lists(result["distmat"], query, gallery, folder / f"ranked_lists_{checkpoint}_{tag}.png")
 
 
-def export_reid_features(run_dir: Path, out: Optional[Path] = None, checkpoint: str = "last", device: str = "auto") -> Path:
+def export(run_dir: Path, out: Optional[Path] = None, checkpoint: str = "last", device: str = "auto",
+           dataset: Optional[str] = None, data_root: Optional[str] = None,
+           dataset_args: Optional[Dict[str, Any]] = None) -> Path:
     """Query and gallery features of a saved run (after the BNNeck) to ``query.npz`` and
-    ``gallery.npz`` (features, pids, camids, paths) in ``out`` (default ``RUN_DIR/features``)."""
-    config, data, model = load_trained(Path(run_dir), checkpoint, device)
+    ``gallery.npz`` (features, pids, camids, paths) in ``out`` (default ``RUN_DIR/features``, or
+    ``RUN_DIR/features/cross-<name>`` for another data set's, see :func:`evaluate`)."""
+    run = RunDir(run_dir)
+    target = read_target(dataset, data_root, dataset_args) if dataset is not None else None
+    config, data, model, _, _ = load(run.path, checkpoint, device, data=target)
+    _, sub = _scored_on(config, dataset)
     dev = next(model.parameters()).device
     q_loader, g_loader = test_loaders(config, data)
-    out = Path(out) if out else RunDir(run_dir).features
+    out = Path(out) if out else (run.features / sub if sub else run.features)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; name a folder for query.npz and gallery.npz")
     for name, loader in (("query", q_loader), ("gallery", g_loader)):
         fs = extract_features(model, loader, dev)
         export_features(out / f"{name}.npz", fs.features, fs.pids, fs.camids, fs.paths)
     return out
 
 
-__all__ = ["ReIDConfig", "ReIDTask", "build_reid_config", "train_reid", "resume_reid", "evaluate_reid_run",
-           "export_reid_features", "list_reid_recipes", "load_trained"]
+# the names before 0.2, kept for a release
+build_reid_config, reid_config_from_dict, list_reid_recipes = build_config, config_from_dict, list_recipes
+train_reid, resume_reid, export_reid_features = train, resume, export
+
+__all__ = ["ReIDConfig", "ReIDTask", "build_config", "config_from_dict", "evaluate", "evaluate_exported", "export",
+           "list_recipes", "load", "read_target", "resume", "train"]
