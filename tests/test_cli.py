@@ -60,6 +60,14 @@ def reid_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def other_run(tmp_path_factory):
+    """Another finished one-epoch digits run (other seed and method): its checkpoints are another run's."""
+    run = tmp_path_factory.mktemp("other") / "run"
+    assert main(["train", *TINY, "--method", "mixup", "--seed", "1", "--run-dir", str(run)]) == 0
+    return run
+
+
 def copy_run(good_run, tmp_path) -> Path:
     run = tmp_path / "run"
     shutil.copytree(good_run, run)
@@ -142,6 +150,29 @@ CASES = [
                                                                                               "epoch": 1}, p)),
      "does not fit"),
     ("evaluate-invalid-config", lambda t, g, r, m: damaged_config(g, t, "::\n  - [", "evaluate"), "not valid YAML"),
+    # issue 30: a checkpoint belongs to its run
+    ("evaluate-checkpoint-of-another-run", lambda t, g, r, m: foreign_checkpoint(g, t, "evaluate"), "belongs to run"),
+    ("resume-checkpoint-of-another-run", lambda t, g, r, m: foreign_checkpoint(g, t, "train"), "belongs to run"),
+    ("evaluate-old-checkpoint-other-settings", lambda t, g, r, m: foreign_checkpoint(g, t, "evaluate", keep_id=False),
+     "trained with other settings"),
+    ("seed-negative", lambda t, g, r, m: ["train", *TINY, "--seed", "-1"], "'seed': must not be negative"),
+    ("recipe-empty", lambda t, g, r, m: (t / "empty.yaml").write_text("") or ["train", "--config", str(t / "empty.yaml")],
+     "is empty"),
+    ("evaluate-a-reid-run", lambda t, g, r, m: fake_reid_run(g, t, ["evaluate"]), "is a re-ID run"),
+    ("reid-evaluate-a-classification-run", lambda t, g, r, m: ["reid", "evaluate", str(copy_run(g, t))],
+     "is a classification run"),
+    ("reid-export-a-classification-run", lambda t, g, r, m: ["reid", "export", str(copy_run(g, t))],
+     "is a classification run"),
+    ("reid-features-garbage", lambda t, g, r, m: garbage_features(t), "is not one that `adamixup reid export` writes"),
+    ("study-report-missing-ledger", lambda t, g, r, m: ["study", "report", "quick", "--ledger", str(t / "nothing"),
+                                                        "--out", str(t / "rep")], "does not exist"),
+    ("study-report-out-is-a-file", lambda t, g, r, m: (t / "afile").write_text("x") and
+     ["study", "report", "quick", "--ledger", str(t), "--out", str(t / "afile")], "is a file"),
+    ("reid-target-without-dataset", lambda t, g, r, m: ["reid", "evaluate", str(t), "--data-root", str(r)], "--dataset"),
+    ("reid-target-unknown-dataset", lambda t, g, r, m: fake_reid_run(g, t, ["reid", "evaluate"], "--dataset", "imagenet",
+                                                                     "--data-root", str(r)), "not a re-ID data set"),
+    ("compare-batch-floor-of-compared", lambda t, g, r, m: ["compare", *TINY, "--methods", "erm,mixup", "--set", "batch_size=1",
+                                                            "--out", str(t / "cmp")], "too small for mixup"),
     # compare
     ("compare-methods-typo", lambda t, g, r, m: ["compare", *TINY, "--methods", "erm,mixpu"], "--methods"),
     ("compare-out-is-a-file", lambda t, g, r, m: (t / "afile").write_text("x") and
@@ -155,6 +186,38 @@ CASES = [
                                                "--set", "mixer_args.alpha=-1"], "alpha must be positive"),
     ("reid-resume-with-seed", lambda t, g, r, m: ["reid", "train", "--resume", str(t / "x"), "--seed", "1"], "drop --seed"),
 ]
+
+
+def foreign_checkpoint(good_run, t, command, keep_id=True):
+    """``good_run`` with the last.pt of another run (another seed and method) copied in."""
+    run = copy_run(good_run, t)
+    other = t / "other"
+    assert main(["train", *TINY, "--method", "mixup", "--seed", "1", "--set", "lr=0.01", "--run-dir", str(other)]) == 0
+    ckpt = torch.load(other / "checkpoints" / "last.pt", weights_only=True)
+    if not keep_id:  # a checkpoint written before runs had ids: only its settings can tell
+        ckpt.pop("run_id")
+    torch.save(ckpt, run / "checkpoints" / "last.pt")
+    shutil.rmtree(other)
+    return ["train", "--resume", str(run)] if command == "train" else ["evaluate", str(run)]
+
+
+def fake_reid_run(good_run, t, command, *extra):
+    """A folder whose config.yaml is a re-ID run's (the strong baseline's recipe, resolved)."""
+    from adamixup.reid.task import build_config
+
+    run = t / "reid-run"
+    (run / "checkpoints").mkdir(parents=True)
+    config = build_config("bot", {"dataset": "generic", "data_root": str(t), "backbone": "resnet18"})
+    (run / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
+    return [*command, str(run), *extra]
+
+
+def garbage_features(t):
+    folder = t / "feats"
+    folder.mkdir()
+    for name in ("query.npz", "gallery.npz"):
+        (folder / name).write_bytes(b"this is not a zip file at all" * 10)
+    return ["reid", "evaluate", "--features", str(folder)]
 
 
 def crafted_cifar(t: Path, marker: Path):

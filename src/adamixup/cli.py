@@ -175,7 +175,7 @@ def _overrides(args: argparse.Namespace) -> Dict[str, Any]:
     return values
 
 
-def _config(args: argparse.Namespace):
+def _config(args: argparse.Namespace, method: Optional[str] = None):
     from .classify.config import CLASSIFY_RECIPES, build_config
 
     recipe = args.config
@@ -183,7 +183,10 @@ def _config(args: argparse.Namespace):
         recipe = args.dataset  # a dataset's own recipe is the natural base
     if recipe is None and args.dataset is None:
         recipe = "mnist5k"
-    return build_config(recipe, _overrides(args))
+    overrides = _overrides(args)
+    if method is not None:
+        overrides["method"] = method
+    return build_config(recipe, overrides)
 
 
 TRAIN_OPTIONS = ("dataset", "data_root", "config", "set", "model", "epochs", "batch_size", "device", "precision",
@@ -195,7 +198,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_resume(args, TRAIN_OPTIONS)
         from .classify import resume
 
-        summary = resume(Path(args.resume), epochs=args.epochs, device=args.device, quiet=args.quiet)
+        summary = _for_task("classification", args.resume, "resume",
+                            lambda: resume(Path(args.resume), epochs=args.epochs, device=args.device, quiet=args.quiet))
     else:
         config = _config(args)
         from .classify import train
@@ -212,7 +216,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .classify import evaluate
 
-    result = evaluate(Path(args.run_dir), args.checkpoint, args.device)
+    result = _for_task("classification", args.run_dir, "evaluate",
+                       lambda: evaluate(Path(args.run_dir), args.checkpoint, args.device))
     split = result["eval_split"]
     error = result["val_error" if split == "validation" else "test_error"]
     print(f"{result['dataset']} {split} set ({result['samples']} images), {args.checkpoint}.pt of epoch "
@@ -234,7 +239,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise CLIError(f"--methods: unknown method {unknown[0]!r}; choose among {', '.join(METHODS)}")
-    base = _config(args)
+    # the batch floor is that of the methods compared, not the recipe's own method
+    floor = max(methods, key=lambda m: METHODS[m].min_batch)
+    base = _config(args, method=floor)
     from .study import compare, table_markdown
 
     out = Path(args.out or f"runs/compare-{base.dataset}")
@@ -305,7 +312,8 @@ def cmd_reid(args: argparse.Namespace) -> int:
         _renamed(args, "recipe", "config")
         if args.resume:
             _check_resume(args, REID_TRAIN_OPTIONS)
-            summary = reid.resume(Path(args.resume), epochs=args.epochs, device=args.device, quiet=args.quiet)
+            summary = _for_task("reid", args.resume, "resume",
+                                lambda: reid.resume(Path(args.resume), epochs=args.epochs, device=args.device, quiet=args.quiet))
         else:
             values: Dict[str, Any] = {}
             for key, attr in (("dataset", "dataset"), ("data_root", "data_root"), ("method", "method"),
@@ -333,13 +341,16 @@ def cmd_reid(args: argparse.Namespace) -> int:
         elif args.run_dir is None:
             raise CLIError("adamixup reid evaluate needs a run directory or --features DIR")
         else:
-            m = reid.evaluate(Path(args.run_dir), args.checkpoint, args.rerank, args.device, **target)
+            m = _for_task("reid", args.run_dir, "evaluate",
+                          lambda: reid.evaluate(Path(args.run_dir), args.checkpoint, args.rerank, args.device, **target))
             note = f" (trained on {m['trained_on']})" if m["trained_on"] != m["dataset"] else ""
             print(f"{m['dataset']}{note}, {args.checkpoint}.pt{', re-ranked' if args.rerank else ''}:")
         print("| mAP | rank-1 | rank-5 | rank-10 | rank-20 | mINP |\n|---:|---:|---:|---:|---:|---:|")
         print("| " + " | ".join(f"{m[k]:.1f}" for k in ("mAP", "rank1", "rank5", "rank10", "rank20", "mINP")) + " |")
         return 0
-    out = reid.export(Path(args.run_dir), Path(args.out) if args.out else None, args.checkpoint, args.device, **target)
+    out = _for_task("reid", args.run_dir, "export",
+                    lambda: reid.export(Path(args.run_dir), Path(args.out) if args.out else None, args.checkpoint,
+                                        args.device, **target))
     print(f"wrote {out / 'query.npz'} and {out / 'gallery.npz'}")
     return 0
 
@@ -402,7 +413,51 @@ def interrupted_line(err: KeyboardInterrupt, args: argparse.Namespace) -> str:
     return f"adamixup: interrupted; continue the run with: {prefix} --resume {run_dir}"
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as the CLI's other messages: one line, no source echo."""
+    print(f"adamixup: warning: {' '.join(str(message).split())}", file=file or sys.stderr, flush=True)
+
+
+def _other_task(run_dir: Optional[str], this: str) -> Optional[str]:
+    """The other task's name when ``run_dir`` is a run of it (its config.yaml reads as that task's)."""
+    if not run_dir:
+        return None
+    from .train.rundir import RunDir
+
+    if this == "classification":
+        from .reid.task import config_from_dict
+        other = "re-ID"
+    else:
+        from .classify import config_from_dict
+        other = "classification"
+    try:
+        RunDir(run_dir).read_config(config_from_dict)
+    except Exception:  # noqa: BLE001  not the other task's either: the first error stands
+        return None
+    return other
+
+
+def _for_task(this: str, run_dir: Optional[str], verb: str, call):
+    """``call()``; a config error on a run of the other task becomes a sentence naming the command that reads it."""
+    from .train.config import ConfigError
+
+    try:
+        return call()
+    except ConfigError:
+        other = _other_task(run_dir, this)
+        if other is None:
+            raise
+        command = {"re-ID": {"evaluate": "adamixup reid evaluate", "resume": "adamixup reid train --resume"},
+                   "classification": {"evaluate": "adamixup evaluate", "export": "adamixup evaluate",
+                                      "resume": "adamixup train --resume"}}[other].get(verb, "adamixup evaluate")
+        raise CLIError(f"{run_dir} is a {other} run, not a {'re-ID' if this == 'reid' else 'classification'} run; "
+                       f"`{command} {run_dir}` reads it") from None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    import warnings
+
+    warnings.showwarning = _one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     if args.command is None:

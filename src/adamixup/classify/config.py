@@ -2,6 +2,7 @@
 and the one way to build a config from a recipe and overrides."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -36,9 +37,13 @@ class ClassificationConfig(RunConfig):
 
     def validate(self) -> "ClassificationConfig":
         from ..data import DATASETS
+        from ..data.registry import EMBEDDED
         from ..models import ModelError, check_model_spec
 
         self.validate_run(DATASETS)
+        if self.dataset in EMBEDDED and self.data_root:
+            warnings.warn(f"{self.dataset} ships with the package: data_root {self.data_root} is not read", stacklevel=2)
+            self.data_root = None
         bad = _non_finite(self.model_args)
         if bad:
             raise ConfigError(f"config key 'model_args.{bad}' must be a finite number, got {self.model_args[bad]!r}")

@@ -1,5 +1,5 @@
-"""Classification's pictures: learning curves, λ over training, mixed samples, comparisons (drawn in
-the package's one style, :mod:`adamixup.plots`)."""
+"""Classification's pictures: learning curves, mixed samples, comparisons (drawn in the package's one
+style, :mod:`adamixup.plots`, which also draws λ over training for both tasks)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
-from ..plots import figure, save_figure
+from ..plots import figure, lambda_distribution, save_figure  # noqa: F401  (lambda_distribution: both tasks draw it)
 
 LOSS_KEYS = ("train_loss", "loss_clean", "loss_mixed", "loss_intrusion")
 
@@ -43,25 +43,6 @@ def learning_curves(history: List[Dict[str, Any]], path: Path, title: str = "") 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
-    return save_figure(fig, path)
-
-
-def lambda_distribution(history: List[Dict[str, Any]], path: Path) -> Path:
-    """Where the mixing ratios fell, epoch by epoch: a heat map of λ's histogram and its mean ± std."""
-    rows = [m for m in history if "lam_hist" in m]
-    hist = np.array([m["lam_hist"] for m in rows], dtype=float)
-    hist = hist / np.maximum(hist.sum(1, keepdims=True), 1)
-    epochs = np.array([m["epoch"] for m in rows])
-    fig, ax = figure(figsize=(7, 3.8))
-    extent = (epochs[0] - 0.5, epochs[-1] + 0.5, 0, 1)
-    im = ax.imshow(hist.T, origin="lower", aspect="auto", extent=extent, cmap="viridis")
-    mean = np.array([m["lam_mean"] for m in rows])
-    std = np.array([m["lam_std"] for m in rows])
-    ax.plot(epochs, mean, color="white", lw=1.5, label="mean λ")
-    ax.fill_between(epochs, mean - std, mean + std, color="white", alpha=0.2, label="± std")
-    ax.set(xlabel="epoch", ylabel="λ", title="distribution of the mixing ratio λ over training", ylim=(0, 1))
-    ax.legend(loc="upper right", fontsize=8)
-    fig.colorbar(im, ax=ax, label="share of mixed samples")
     return save_figure(fig, path)
 
 

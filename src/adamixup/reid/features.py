@@ -67,16 +67,24 @@ def load_features(path: Union[str, os.PathLike]) -> FeatureSet:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"feature file {path} does not exist")
+    not_ours = (f"feature file {path} is not one that `adamixup reid export` writes (an .npz holding "
+                f"{', '.join(FEATURE_FIELDS)})")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+    except Exception:  # not a zip, a pickle (refused), a truncated file
+        raise ValueError(not_ours) from None
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array
+        raise ValueError(not_ours)
+    try:
+        with data:
             missing = [k for k in FEATURE_FIELDS if k not in data.files]
             if missing:
-                raise ValueError(f"feature file {path} lacks {', '.join(missing)}")
+                raise ValueError(f"feature file {path} lacks {', '.join(missing)}; `adamixup reid export` writes all of them")
             arrays = {k: data[k] for k in FEATURE_FIELDS}
-    except ValueError:
-        raise
-    except Exception as err:  # bad zip, truncated file
-        raise ValueError(f"feature file {path} cannot be read: {err}") from None
+    except ValueError as err:
+        raise ValueError(str(err) if str(err).startswith("feature file") else not_ours) from None
+    except Exception:  # a damaged member
+        raise ValueError(f"feature file {path} is damaged (a member cannot be read); export it again") from None
     return _checked(arrays["features"], arrays["pids"], arrays["camids"], arrays["paths"], path)
 
 

@@ -94,6 +94,8 @@ class ReIDConfig(RunConfig):
         return options
 
     def validate(self) -> "ReIDConfig":
+        if isinstance(self.pretrained, str) and self.pretrained.strip().lower() in ("", "none", "null"):
+            self.pretrained = None  # --pretrained none: no weights, not a file named "none"
         if not 0 <= self.label_smoothing < 1:
             raise self.bad("label_smoothing", "must lie in [0, 1)")
         self.validate_run(REID_DATASETS)
@@ -275,12 +277,12 @@ class ReIDTask(Task):
         return f"epoch {m['epoch']}/{epochs} loss {m['train_loss']:.4f}{ev} ({m['seconds']:.1f}s)"
 
     def plots(self, run: RunDir, history: List[Dict[str, Any]], last: Optional[StepOutput]) -> None:
-        from .. import plots as classification_plots
+        from .. import plots as mixer_plots
 
         evals = [m for m in history if "mAP" in m]
         reid_curves(history, run.plots / "learning_curves.png", title=f"{self.config.dataset} · {self.config.method}")
         if any("lam_hist" in m for m in history):
-            classification_plots.lambda_distribution(history, run.plots / "lambda_distribution.png")
+            mixer_plots.lambda_distribution(history, run.plots / "lambda_distribution.png")
         if self.last_eval is not None and evals:
             ev = self.last_eval
             plot_cmc(ev["cmc"], run.plots / "cmc.png", title=f"CMC, epoch {evals[-1]['epoch']}")

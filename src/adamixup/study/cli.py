@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, List, Optional
 
 DESCRIPTION = __doc__.split("\n\n")[1] if __doc__ else ""
@@ -106,6 +107,13 @@ def run(args: argparse.Namespace) -> int:
     from .plan import expand, load_plan
 
     plan = load_plan(args.plan)
+    if command == "report":  # a report of a ledger that is not there would be an empty one
+        from .runner import default_ledger
+
+        for folder in args.ledger or [default_ledger(plan)]:
+            if not Path(folder).is_dir():
+                raise StudyError(f"ledger folder {folder} {'is a file' if Path(folder).exists() else 'does not exist'}; "
+                                 f"`adamixup study run {args.plan}` fills one (or name it with --ledger DIR)")
     ledger = _ledger(plan, args)
     _renamed(args, "workers", "parallel", 1)
     _renamed(args, "report", "out", None)
@@ -136,8 +144,6 @@ def run(args: argparse.Namespace) -> int:
             return 1
         return 0
     if command == "report":
-        from pathlib import Path
-
         out = args.out or str(Path("runs") / "studies" / plan.name / "report")
         _report(plan, ledger, out, args.name, not args.no_plots, runs)
         return 0
@@ -145,10 +151,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(plan, ledger, out, name, plots, runs) -> None:
-    from pathlib import Path
-
+    from .errors import StudyError
     from .report import write_report
 
+    if Path(out).exists() and not Path(out).is_dir():
+        raise StudyError(f"--out {out} is a file; name a folder for the report")
     command = f"adamixup study report {plan.source}" + "".join(f" --ledger {d}" for d in ledger.folders) + f" --out {out}"
     analysis = write_report(plan, ledger, out, name=name, plots=plots, runs=runs, command=command)
     cov = analysis["coverage"]

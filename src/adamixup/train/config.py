@@ -128,6 +128,8 @@ class RunConfig:
         for key in ("epochs", "eval_every"):
             if getattr(self, key) < 1:
                 raise self.bad(key, "must be at least 1")
+        if self.seed < 0:
+            raise self.bad("seed", "must not be negative (a seed is 0, 1, 2, ...)")
         for key in ("lr", "weight_decay", "momentum", "warmup_epochs"):
             if getattr(self, key) < 0:
                 raise self.bad(key, "must not be negative")
