@@ -120,7 +120,7 @@ CASES = [
     ("dataset-files-missing", lambda t, g, r, m: ["train", "--dataset", "cifar10", "--data-root", str(t / "nothing")],
      "not found"),
     ("dataset-unknown", lambda t, g, r, m: ["train", "--dataset", "imagenet22k"], "'dataset'"),
-    ("recipe-missing", lambda t, g, r, m: ["train", "--config", str(t / "nope.yaml")], "no recipe file"),
+    ("recipe-missing", lambda t, g, r, m: ["train", "--config", str(t / "nope.yaml")], "no recipe"),
     ("crafted-cifar-batch", lambda t, g, r, m: crafted_cifar(t, m), "cifar"),
     ("mnist-images-truncated", lambda t, g, r, m: truncated_mnist(t), "truncated"),
     ("imagefolder-zero-byte-image", lambda t, g, r, m: image_folder_with_empty_file(t), "empty.png"),

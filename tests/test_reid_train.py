@@ -65,7 +65,8 @@ def test_train_each_mixer_writes_a_complete_run(tmp_path, market, method):
     # the summary's figures are the last evaluation's, and re-evaluating the saved model gives them again
     assert summary["final"] == {k: lines[-1][k] for k in summary["final"]}
     again = evaluate_reid_run(run)
-    assert again == pytest.approx(summary["final"], abs=1e-6)
+    assert again["dataset"] == again["trained_on"] == "market1501"
+    assert {k: again[k] for k in summary["final"]} == pytest.approx(summary["final"], abs=1e-6)
     if method != "erm":
         assert "lam_mean" in lines[0]
 

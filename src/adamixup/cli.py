@@ -343,8 +343,9 @@ def cmd_reid(args: argparse.Namespace) -> int:
         else:
             m = _for_task("reid", args.run_dir, "evaluate",
                           lambda: reid.evaluate(Path(args.run_dir), args.checkpoint, args.rerank, args.device, **target))
-            note = f" (trained on {m['trained_on']})" if m["trained_on"] != m["dataset"] else ""
-            print(f"{m['dataset']}{note}, {args.checkpoint}.pt{', re-ranked' if args.rerank else ''}:")
+            trained = f"; trained on {m['trained_on']} ({m['trained_root']})" if m["cross"] else ""
+            print(f"scored on {m['dataset']} ({m['data_root']}){trained}; {args.checkpoint}.pt"
+                  f"{', re-ranked' if args.rerank else ''}:")
         print("| mAP | rank-1 | rank-5 | rank-10 | rank-20 | mINP |\n|---:|---:|---:|---:|---:|---:|")
         print("| " + " | ".join(f"{m[k]:.1f}" for k in ("mAP", "rank1", "rank5", "rank10", "rank20", "mINP")) + " |")
         return 0

@@ -350,12 +350,17 @@ def read_target(dataset: str, data_root: Optional[str], dataset_args: Optional[D
     return data
 
 
-def _scored_on(config: ReIDConfig, dataset: Optional[str]) -> Tuple[str, str]:
-    """(the data set scored, the pictures' sub-folder): the run's own, or another one's under ``cross-<name>``."""
-    if dataset is None or dataset.lower().replace("-", "").replace("_", "") == config.dataset:
-        return config.dataset, ""
+def _cross_folder(config: ReIDConfig, dataset: Optional[str], data_root: Optional[str]) -> str:
+    """The sub-folder for another data set's pictures and features: ``cross-<name>``, or
+    ``cross-<name>-<folder>`` when it has the run's own data set's name (another copy or layout); "" for
+    the run's own data set."""
+    if dataset is None:
+        return ""
     key = dataset.lower().replace("-", "").replace("_", "")
-    return key, f"cross-{key}"
+    own_root = Path(config.data_root).resolve() if config.data_root else None
+    if key == config.dataset and data_root and own_root == Path(data_root).resolve():
+        return ""
+    return f"cross-{key}" if key != config.dataset else f"cross-{key}-{Path(str(data_root)).name}"
 
 
 def evaluate(run_dir: Path, checkpoint: str = "last", rerank: bool = False, device: str = "auto",
@@ -363,15 +368,19 @@ def evaluate(run_dir: Path, checkpoint: str = "last", rerank: bool = False, devi
              dataset_args: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """mAP / CMC / mINP (%) of a saved run with its test-time settings (input size, normalization,
     feature after the neck, metric). ``dataset``/``data_root``/``dataset_args``: score another data
-    set's query and gallery (cross-data-set evaluation); its pictures go to ``plots/cross-<name>/``,
-    never over the run's own. The result names the data set scored (``dataset``)."""
+    set's query and gallery (cross-data-set evaluation; its images are resized to the run's input
+    size); its pictures go to ``plots/cross-<name>/``, never over the run's own. The result names the
+    data set scored (``dataset``, ``data_root``) and the one trained on (``trained_on``, ``trained_root``)."""
     run = RunDir(run_dir)
     target = read_target(dataset, data_root, dataset_args) if dataset is not None else None
     config, data, model, _, _ = load(run.path, checkpoint, device, data=target)
-    scored, sub = _scored_on(config, dataset)
+    sub = _cross_folder(config, dataset, data_root)
     result = evaluate_model(model, config, data, next(model.parameters()).device, rerank=rerank)
     _pictures(result, run.plots / sub if sub else run.plots, checkpoint, rerank, data.query, data.gallery)
-    return {"dataset": scored, "trained_on": config.dataset, **{k: result[k] for k in SCALARS}}
+    scored = dataset.lower().replace("-", "").replace("_", "") if dataset is not None else config.dataset
+    return {"dataset": scored, "data_root": str(data_root if dataset is not None else config.data_root),
+            "trained_on": config.dataset, "trained_root": str(config.data_root), "cross": bool(sub),
+            **{k: result[k] for k in SCALARS}}
 
 
 def evaluate_exported(features: Path, rerank: bool = False, run_dir: Optional[Path] = None) -> Dict[str, Any]:
@@ -407,7 +416,7 @@ def export(run_dir: Path, out: Optional[Path] = None, checkpoint: str = "last", 
     run = RunDir(run_dir)
     target = read_target(dataset, data_root, dataset_args) if dataset is not None else None
     config, data, model, _, _ = load(run.path, checkpoint, device, data=target)
-    _, sub = _scored_on(config, dataset)
+    sub = _cross_folder(config, dataset, data_root)
     dev = next(model.parameters()).device
     q_loader, g_loader = test_loaders(config, data)
     out = Path(out) if out else (run.features / sub if sub else run.features)

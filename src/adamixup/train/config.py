@@ -235,7 +235,8 @@ def find_recipe(name_or_path: Union[str, Path], directory: Path, kind: str = "re
     shipped = directory / f"{name_or_path}.yaml"
     if shipped.is_file():
         return shipped
-    raise ConfigError(f"no {kind} file {str(name_or_path)!r}; shipped {kind}s: {', '.join(list_recipes(directory))}")
+    raise ConfigError(f"no {kind} {str(name_or_path)!r}: not a file, nor a shipped {kind} "
+                      f"({', '.join(list_recipes(directory))})")
 
 
 def list_recipes(directory: Path) -> List[str]:
