@@ -14,6 +14,7 @@ from adamixup.study.report import write_report
 from adamixup.study.runner import run_plan
 from adamixup.study.tasks import get_task
 from test_cuhk01 import make_cuhk01
+from test_reid_train import make_market
 
 REID = {
     "name": "reid-tiny",
@@ -104,6 +105,22 @@ def _fake_history(mAP, rank1):
              "rerank_mINP": mAP / 2 + 1, "rerank_cmc": cmc}]
 
 
+def test_cross_targets_are_for_reid_plans_and_name_their_data_set():
+    classification = {"datasets": {"digits": {"recipe": "digits", "cross": {"x": {"dataset": "generic", "data_root": "/d"}}}},
+                      "methods": ["erm"], "folds": 5, "seeds": [0]}
+    with pytest.raises(StudyError, match="'datasets.digits.cross' is for re-ID plans"):
+        parse_plan(classification, "c.yaml")
+    datasets = copy.deepcopy(REID["datasets"])
+    datasets["cuhk01"]["cross"] = {"market": {"data_root": "/d"}}
+    with pytest.raises(StudyError, match="'datasets.cuhk01.cross.market.dataset' must be given"):
+        reid_plan(datasets=datasets)
+    datasets["cuhk01"]["cross"] = {"market": {"dataset": "generic", "data_root": "/d", "dataset_args": {"x": 1}}}
+    runs = expand(reid_plan(datasets=datasets))
+    assert runs[0].cross == {"market": {"dataset": "generic", "data_root": "/d", "dataset_args": {"x": 1}}}
+    plain = expand(reid_plan())
+    assert [r.config_hash for r in runs] == [r.config_hash for r in plain]  # the same runs, scored on more
+
+
 def test_report_orients_comparisons_for_a_score_where_higher_is_better(tmp_path):
     plan = reid_plan(folds={"num_folds": 10, "use": [0, 1, 2, 3, 4, 5]})
     ledger = tmp_path / "ledger"
@@ -137,8 +154,10 @@ def test_report_orients_comparisons_for_a_score_where_higher_is_better(tmp_path)
 @pytest.mark.slow
 def test_a_tiny_reid_study_runs_resumes_and_reports(tmp_path):
     campus = make_cuhk01(tmp_path / "data", persons=24)
+    market = make_market(tmp_path / "market", ids=6, seed=3)  # a test-only data set in the generic layout
     datasets = copy.deepcopy(REID["datasets"])
-    datasets["cuhk01"].update(data_root=str(campus), dataset_args={"num_test": 12})  # re-ranking needs 21 images
+    datasets["cuhk01"].update(data_root=str(campus), dataset_args={"num_test": 12},  # re-ranking needs 21 images
+                              cross={"market": {"dataset": "generic", "data_root": str(market)}})
     plan = reid_plan(datasets=datasets, methods={"baseline": {"method": "erm"},
                                                  "mixup": {"method": "mixup"}},
                      primary=["mixup", "baseline"], comparisons=[], folds={"num_folds": 10, "use": [0, 1]})
@@ -152,10 +171,16 @@ def test_a_tiny_reid_study_runs_resumes_and_reports(tmp_path):
         assert rec["task"] == "reid" and 0 <= final["mAP"] <= 100 and len(final["cmc"]) == 50  # CMC_RANKS
         assert 0 <= final["rerank_mAP"] <= 100 and final["eval_epoch"] == 2
         assert rec["config"]["dataset_args"] == {"num_test": 12, "split": rec["fold"], "num_splits": 10}
+        assert 0 <= final["cross:market:mAP"] <= 100 and 0 <= final["cross:market:rank1"] <= 100  # scored on the other set
+        assert "cross" not in json.dumps(rec["identity"])  # a test-only data set is not part of what a run computes
     again = run_plan(plan, ledger, workers=1, device="cpu", progress=False)
     assert again["trained"] == 0
     analysis = write_report(plan, ledger, tmp_path / "out")
     assert analysis["comparisons"]["cuhk01"][0]["pairs"] == 2
+    cross = analysis["cross"][0]
+    assert (cross["dataset"], cross["label"], len(cross["rows"]), cross["comparisons"][0]["pairs"]) == ("cuhk01", "market", 2, 2)
+    text = (tmp_path / "out" / f"{plan.name}.md").read_text()
+    assert "## Across data sets: trained on cuhk01, scored on market" in text
     # too few images for re-ranking is an error before training, not after it
     small = make_cuhk01(tmp_path / "small", persons=12)
     datasets["cuhk01"].update(data_root=str(small), dataset_args={"num_test": 6})

@@ -9,6 +9,8 @@ them by name)::
     datasets:                              # label -> a training recipe and its overrides
       digits:   {recipe: digits, epochs: 20}
       digits-S: {recipe: digits, train_fraction: 0.2, epochs: 40}
+      # re-ID only: test-only data sets every run is also scored on (cross-data-set), e.g.
+      # cuhk01: {recipe: bot, dataset: cuhk01, data_root: D, cross: {market: {dataset: market1501, data_root: M}}}
     methods:                               # label -> a registry method (adamixup.mixing.METHODS) and its options
       erm: erm                             # shorthand: the label is the registry name
       adamixup-w0: {method: adamixup, mixer_args: {intrusion_weight: 0}}
@@ -94,6 +96,8 @@ class DatasetSpec:
     overrides: Dict[str, Any]
     folds: Folds
     description: str = ""
+    # re-ID: test-only data sets each run is also scored on (label -> {dataset, data_root, dataset_args})
+    cross: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,7 @@ class Run:
     identity: Dict[str, Any]
     config_hash: str
     task: str = "classification"
+    cross: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # test-only data sets (not the run's identity)
 
     @property
     def slug(self) -> str:
@@ -279,6 +284,32 @@ def _mapping(value: Any, source: str, key: str) -> Dict[str, Any]:
     return dict(value)
 
 
+CROSS_KEYS = ("dataset", "data_root", "dataset_args")
+
+
+def _parse_cross(value: Any, source: str, key: str, task: StudyTask) -> Dict[str, Dict[str, Any]]:
+    """``cross: {label: {dataset: NAME, data_root: DIR, dataset_args: {...}}}``: test-only data sets a
+    re-ID run is also scored on after training (cross-data-set evaluation)."""
+    if task.name != "reid":
+        raise _bad(source, key, "is for re-ID plans (task: reid): a classification run has no other data set to be scored on")
+    value = _mapping(value, source, key)
+    out: Dict[str, Dict[str, Any]] = {}
+    for label, target in value.items():
+        _label(source, key, label)
+        target = _mapping(target, source, f"{key}.{label}")
+        unknown = sorted(set(target) - set(CROSS_KEYS))
+        if unknown:
+            raise _bad(source, f"{key}.{label}.{unknown[0]}", f"is not one of {', '.join(CROSS_KEYS)}")
+        for need in ("dataset", "data_root"):
+            if not isinstance(target.get(need), str) or not target[need]:
+                raise _bad(source, f"{key}.{label}.{need}", "must be given (the data set's name and its folder)")
+        if not isinstance(target.get("dataset_args", {}), dict):
+            raise _bad(source, f"{key}.{label}.dataset_args", "must be a mapping of the reader's options")
+        out[label] = {"dataset": target["dataset"], "data_root": target["data_root"],
+                      "dataset_args": dict(target.get("dataset_args") or {})}
+    return out
+
+
 def _reserved(values: Dict[str, Any], source: str, key: str) -> None:
     clash = [k for k in values if k in RESERVED]
     if clash:
@@ -361,8 +392,9 @@ def parse_plan(data: Any, source: str = "<plan>", default_name: Optional[str] = 
             raise _bad(source, f"{key}.recipe", f"must name a training recipe (adamixup recipes) or a recipe file, got {recipe!r}")
         ds_folds = _parse_folds(value.pop("folds"), source, f"{key}.folds") if "folds" in value else folds
         description = str(value.pop("description", "") or "")
+        cross = _parse_cross(value.pop("cross", None), source, f"{key}.cross", task) if "cross" in value else {}
         _reserved(value, source, key)
-        datasets[label] = DatasetSpec(label, recipe, value, ds_folds, description)
+        datasets[label] = DatasetSpec(label, recipe, value, ds_folds, description, cross)
 
     raw_m = data["methods"]
     if isinstance(raw_m, list):
@@ -589,7 +621,7 @@ def expand(plan: Plan) -> List[Run]:
                     identity = config_identity(config)
                     key = f"{ds.label}/{m.label}/{ds.folds.label(fold)}-seed{seed}"
                     runs.append(Run(key, ds.label, m.label, fold, seed, m.method, dict(m.mixer_args), config,
-                                    identity, identity_hash(identity), plan.task.name))
+                                    identity, identity_hash(identity), plan.task.name, dict(ds.cross)))
     return runs
 
 

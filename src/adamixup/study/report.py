@@ -19,6 +19,7 @@ import numpy as np
 from . import stats
 from .ledger import DUPLICATE_RULE, Ledger, Match, lam_ends_share, lam_mixedness
 from .plan import Plan, Run, expand, plan_summary
+from .tasks import cross_metric
 
 PathLike = Union[str, Path]
 MIN_PAIRS = 5  # below this many pairs the report says that an interval or a test means little
@@ -162,8 +163,31 @@ def analyse(plan: Plan, records: Sequence[Dict[str, Any]], runs: Optional[Sequen
                                                      st["interval"]), higher)
             out["pooled"].append({"dataset": "pooled", "a": a, "b": b, "primary": (a, b) == plan.primary, **p, **summary})
 
-    # one Holm family: every comparison this report makes (per data set and pooled, the primary included)
-    family = [c for ds in datasets for c in out["comparisons"][ds]] + out["pooled"]
+    # test-only data sets (re-ID across data sets): each run's network scored on another data set's query and gallery
+    out["cross"] = []
+    for ds in datasets:
+        for label, target in plan.datasets[ds].cross.items():
+            key = cross_metric(label, "mAP")
+            rows = []
+            for m in methods:
+                rs = [r for r in records if r["dataset"] == ds and r["method"] == m and _score(r, key) is not None]
+                if rs:
+                    rows.append({"method": m, "runs": len(rs), **{k: stats.mean_std(_score(r, cross_metric(label, k)) for r in rs)[:2]
+                                                                  for k in ("mAP", "rank1", "mINP")}})
+            comps = []
+            for a_, b_ in plan.all_comparisons():
+                p = paired(records, a_, b_, key, ds)
+                if p["diffs"]:
+                    summary = _oriented(stats.compare_paired(p["diffs"], p["clusters"], st["resamples"], st["level"],
+                                                             st["seed"], st["interval"]), True)
+                    comps.append({"dataset": f"{ds} → {label}", "a": a_, "b": b_, "primary": (a_, b_) == plan.primary,
+                                  **p, **summary})
+            if rows:
+                out["cross"].append({"dataset": ds, "label": label, "target": target, "rows": rows, "comparisons": comps})
+
+    # one Holm family: every comparison this report makes (per data set, pooled and across data sets, the primary included)
+    family = ([c for ds in datasets for c in out["comparisons"][ds]] + out["pooled"]
+              + [c for x in out["cross"] for c in x["comparisons"]])
     key = "p_signflip" if st["test"] == "signflip" else "p_wilcoxon"
     for c, adj in zip(family, stats.holm([c[key] for c in family])):
         c["p_test"], c["p_holm"] = c[key], adj
@@ -353,6 +377,17 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
               "Each comparison again over the pairs of every data set where both methods ran; clusters are the underlying "
               "data set's folds (a set and its -S variant share their test folds).", ""]
         L += _comparison_table(a["pooled"], pooled=True) + [""]
+    for x in a.get("cross", []):
+        t = x["target"]
+        args = ", ".join(f"{k}={v}" for k, v in (t.get("dataset_args") or {}).items())
+        L += [f"## Across data sets: trained on {x['dataset']}, scored on {x['label']}", "",
+              f"Each run's network (its last checkpoint, its test-time settings) scored on `{t['dataset']}` in "
+              f"`{t['data_root']}`" + (f" ({args})" if args else "") + "; mAP, rank-1 and mINP in %, mean ± std over runs. "
+              "Paired differences of mAP (higher is better), in the report's Holm family.", "",
+              "| method | mAP | rank-1 | mINP | runs |", "|---|---:|---:|---:|---:|"]
+        L += [f"| {r['method']} | {_pm(*r['mAP'], '.1f')} | {_pm(*r['rank1'], '.1f')} | {_pm(*r['mINP'], '.1f')} | {r['runs']} |"
+              for r in x["rows"]]
+        L += [""] + (_comparison_table(x["comparisons"]) + [""] if x["comparisons"] else [])
 
     if any(a["lam"][ds] for ds in a["datasets"]):
         L += ["## λ per method", "",

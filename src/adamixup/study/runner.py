@@ -64,6 +64,9 @@ def execute(run: Run, plan_name: str, ledger_dir: str, scratch: str, device: str
         seconds = time.perf_counter() - start
         record = make_record(plan_name, run, summary, history, seconds, machine_info(str(summary.get("device") or device)),
                              resumed=resumed)
+        if run.cross:  # test-only data sets: scored now, while the run's folder (its checkpoint) is still here
+            with open(log, "a") as f, contextlib.redirect_stdout(f):
+                record["final"].update(get_task(run.task).score_cross(run_dir, run.cross, device))
         write_record(ledger_dir, record)
         if keep_dir and run_dir.is_dir():
             target = Path(keep_dir) / run.dataset / run.method / run.key.rsplit("/", 1)[1]

@@ -38,6 +38,8 @@ class StudyTask:
     describe_folds: Callable[[Tuple[int, ...], int], str]  # (folds used, num_folds) -> words for the report
     pairing: str                    # what a seed and a fold decide, and what makes a pair (the report says it)
     validation_metric: Optional[str] = None  # the metric of runs scored on a held-out validation split, if any
+    # (run folder, {label: target}, device) -> final metrics on test-only data sets, keyed cross_metric(label, name)
+    score_cross: Optional[Callable[[Path, Dict[str, Dict[str, Any]], str], Dict[str, Any]]] = None
 
     @property
     def scores(self) -> Tuple[str, ...]:
@@ -139,6 +141,24 @@ def _reid_train(config: Dict[str, Any], run_dir: Path, device: str) -> Trained:
 
 
 REID_COLUMNS = ("rank1", "rank5", "rank10", "mINP", "rerank_mAP", "rerank_rank1", "rerank_mINP")
+CROSS_SCALARS = ("mAP", "rank1", "rank5", "rank10", "mINP")
+
+
+def cross_metric(label: str, name: str) -> str:
+    """The record's key of a test-only data set's metric: ``cross:<label>:<name>``."""
+    return f"cross:{label}:{name}"
+
+
+def _reid_cross(run_dir: Path, targets: Dict[str, Dict[str, Any]], device: str) -> Dict[str, Any]:
+    """The finished run's last checkpoint scored on each test-only data set (:func:`adamixup.reid.task.evaluate`)."""
+    from ..reid.task import evaluate
+
+    out: Dict[str, Any] = {}
+    for label, t in targets.items():
+        m = evaluate(run_dir, "last", device=device, dataset=t["dataset"], data_root=t["data_root"],
+                     dataset_args=t.get("dataset_args"))
+        out.update({cross_metric(label, k): m[k] for k in CROSS_SCALARS})
+    return out
 
 
 def _reid_final(summary: Dict[str, Any], history: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -157,7 +177,7 @@ REID = StudyTask(
     name="reid", metric="mAP", validation_metric="val_mAP", names={"mAP": "mAP", "val_mAP": "validation mAP"},
     higher_is_better=True, columns=REID_COLUMNS,
     build=_reid_build, fold_overrides=lambda split, num: {"dataset_args": {"split": split, "num_splits": num}},
-    train_or_resume=_reid_train, final=_reid_final,
+    train_or_resume=_reid_train, final=_reid_final, score_cross=_reid_cross,
     describe_folds=lambda use, num: f"identity splits {', '.join(map(str, use))} of the protocol's {num}",
     pairing="The seed sets the initialization and the PK batches; the split (the fold) sets which identities "
             "train and which are queried (the same for every method). A pair is two methods on the same data set, "
