@@ -271,6 +271,11 @@ def verdict(c: Dict[str, Any], level: float, higher: bool = False, metric_name: 
     return f"{head}; {where}; Holm-adjusted p = {_fmt_p(c.get('p_holm'))}, {holm} at {ALPHA}."
 
 
+def _all_comparisons(a: Dict[str, Any]) -> List[Dict[str, Any]]:
+    return ([c for ds in a["datasets"] for c in a["comparisons"][ds]] + a["pooled"]
+            + [c for x in a.get("cross", []) for c in x["comparisons"]])
+
+
 def _comparison_table(comps: Sequence[Dict[str, Any]], pooled: bool = False) -> List[str]:
     head = "| comparison | " + ("data sets | " if pooled else "") + ("pairs (clusters) | mean | interval | naive interval | "
                                                                       "better / tie / worse | Wilcoxon p | sign p | sign-flip p | Holm p | survives |")
@@ -431,10 +436,13 @@ def render_markdown(plan: Plan, analysis: Dict[str, Any], plots: Sequence[str] =
         L += ["Ledger notes (" + DUPLICATE_RULE + "):", ""] + notes + [""]
     if plots:
         L += ["## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
+    counts = sorted({int(c["clusters"]) for c in _all_comparisons(a) if isinstance(c.get("clusters"), (int, float))})
+    over = " or ".join(map(str, counts)) if counts else "few"
     L += ["## Caveats", "",
           f"- Final-epoch {metric_name} for every method alike; differences smaller than the intervals are not resolved.",
-          "- Folds share training images and a fold's pairs share its test images: the cluster interval treats the folds "
-          "as the independent units, so with few folds it is itself rough (a bootstrap over 5 clusters is optimistic).",
+          "- Folds share training images and a fold's pairs share its test images: the cluster interval treats the clusters "
+          f"(folds; seeds on a fixed split) as the independent units, so with few of them it is itself rough (a bootstrap "
+          f"over {over} clusters is optimistic).",
           ""]
     return "\n".join(L)
 
@@ -463,15 +471,17 @@ def write_plots(analysis: Dict[str, Any], records: Sequence[Dict[str, Any]], out
     for ax, ds in zip(axes[0], datasets):
         rows = analysis["tables"][ds]
         xs = np.arange(len(rows))
-        ax.bar(xs, [r["mean"] for r in rows], yerr=[r["std"] for r in rows], capsize=3,
-               color=[colors[r["method"]] for r in rows], alpha=0.8)
+        # markers, not bars: the axis spans the data, so that a gap of a fraction of a point stays visible
+        for x, r in zip(xs, rows):
+            ax.errorbar([x], [r["mean"]], yerr=[r["std"]], fmt="s", ms=7, capsize=4, color=colors[r["method"]])
         for x, r in zip(xs, rows):
             jitter = np.linspace(-0.2, 0.2, len(r["errors"])) if len(r["errors"]) > 1 else np.zeros(1)
             ax.scatter(x + jitter, r["errors"], s=8, color="black", zorder=3)
         ax.set_xticks(xs, [r["method"] for r in rows], rotation=45, ha="right", fontsize=8)
         ax.set(title=ds, ylabel=f"{analysis['metric_name']} (%)")
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"final {analysis['metric_name']}: mean ± std over runs (dots: single runs)", fontsize=10)
+    fig.suptitle(f"final {analysis['metric_name']}: mean ± std over runs (squares; dots: single runs; the axis does "
+                 "not start at 0)", fontsize=10)
     fig.tight_layout()
     paths.append(save(fig, out_dir / f"{name}_errors.png"))
 
