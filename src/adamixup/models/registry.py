@@ -19,6 +19,7 @@ from .base import ProtocolWrapper
 from .preact_resnet import PreActResNet18
 from .reid_resnet import ReIDResNet50
 from .small_cnn import SmallCNN
+from .weights import PACKAGES, WeightsError, load_imagenet, weight_package
 
 MODELS: Dict[str, Callable[..., nn.Module]] = {
     "small_cnn": SmallCNN,
@@ -53,6 +54,7 @@ def check_model_spec(name: str, model_args: Optional[Dict[str, Any]] = None) -> 
             hint = f"; similar: {', '.join(close)}" if close else ""
             raise ModelError(f"timm has no model {arch!r}{hint}")
         _check_pretrained_file(args.get("pretrained_file"))
+        _check_imagenet(arch, args.get("pretrained"))
         return
     if name.startswith(TORCHVISION_PREFIX):
         from torchvision.models import list_models
@@ -70,6 +72,18 @@ def check_model_spec(name: str, model_args: Optional[Dict[str, Any]] = None) -> 
     if unknown:
         raise ModelError(f"model_args.{unknown[0]} is not an option of {name}; its options are "
                          f"{', '.join(sorted(accepted)) or 'none'}")
+
+
+def _check_imagenet(arch: str, pretrained: Any) -> None:
+    """``model_args.pretrained``: "imagenet" (weights from an installed package, :mod:`.weights`) or off."""
+    if pretrained in (None, False, "none"):
+        return
+    if pretrained is True or pretrained != "imagenet":
+        raise ModelError(f"model_args.pretrained={pretrained!r}: nothing is downloaded; use pretrained=imagenet (for "
+                         f"{', '.join(PACKAGES)}: weights from a package) or pretrained_file=PATH")
+    if weight_package(arch) is None:
+        raise ModelError(f"no package ships ImageNet weights for timm/{arch}; ones that do: {', '.join(PACKAGES)} "
+                         "(or give model_args.pretrained_file=PATH)")
 
 
 def _check_pretrained_file(path: Optional[str]) -> None:
@@ -90,10 +104,17 @@ def build_model(name: str, in_channels: int = 3, num_classes: int = 10, **kwargs
     if name.startswith(TIMM_PREFIX):
         timm = _timm()
         path = kwargs.pop("pretrained_file", None)
+        imagenet = kwargs.pop("pretrained", None) == "imagenet"
         if path is not None:
             kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=path))
         try:
-            return timm.create_model(name[len(TIMM_PREFIX):], num_classes=num_classes, in_chans=in_channels, **kwargs)
+            model = timm.create_model(name[len(TIMM_PREFIX):], num_classes=num_classes, in_chans=in_channels, **kwargs)
+            if imagenet:
+                try:
+                    load_imagenet(model, name[len(TIMM_PREFIX):])
+                except WeightsError as err:
+                    raise ModelError(str(err)) from None
+            return model
         except TypeError as err:  # an argument the architecture does not take
             raise ModelError(f"timm cannot build {name} with {kwargs}: {err}") from None
         except (OSError, RuntimeError) as err:  # a download refused offline, a weights file that does not fit

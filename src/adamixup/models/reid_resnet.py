@@ -80,7 +80,65 @@ def load_backbone_weights(net: nn.Module, pretrained: Union[bool, str], arch: st
     net.load_state_dict(state, strict=False)
 
 
-class ReIDResNet50(ProtocolModel):
+class ReIDNet(ProtocolModel):
+    """The strong baseline's neck on any backbone that returns a feature map: global average pooling,
+    a BNNeck (BatchNorm1d with a frozen zero bias, then a bias-free classifier) or none (a classifier
+    with bias straight on the pooled feature). Subclasses set ``self.backbone`` (``x -> (B, C, H, W)``)
+    and call :meth:`_make_neck`.
+
+    ``forward_features(x)`` -> the backbone's map; ``forward_head(f, pre_logits=True)`` -> the pooled
+    feature before the BNNeck (triplet and center losses); ``forward_head(f)`` -> identity logits
+    through BNNeck and classifier, so that ``get_classifier()`` is the BNNeck followed by the
+    classifier; ``embed(x)`` -> the feature after the BNNeck (retrieval; call in eval mode).
+    """
+
+    backbone: nn.Module
+
+    def _make_neck(self, num_features: int, neck: str, num_classes: int) -> None:
+        if neck not in NECKS:
+            raise ValueError(f"neck must be one of {', '.join(NECKS)}, got {neck!r}")
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.neck_type, self.in_channels, self.num_features = neck, 3, num_features
+        if neck == "bnneck":
+            self.neck = nn.BatchNorm1d(self.num_features)
+            nn.init.ones_(self.neck.weight)
+            nn.init.zeros_(self.neck.bias)
+            self.neck.bias.requires_grad_(False)  # a shift before a bias-free classifier is redundant
+        else:
+            self.neck = nn.Identity()
+        self.reset_classifier(num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for ``num_classes`` identities (0: none): behind the BNNeck bias-free and
+        initialized N(0, 0.001²); without a neck with a bias and PyTorch's default initialization
+        (both as the strong baseline's released code)."""
+        self.num_classes = int(num_classes)
+        self.head = _new_classifier(self.num_features, self.num_classes, bias=self.neck_type == "none")
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The backbone's last feature map (``(B, num_features, H/16, W/16)`` with last stride 1)."""
+        return self.backbone(x)
+
+    def pool(self, features: Tensor) -> Tensor:
+        return self.global_pool(features).flatten(1)
+
+    def get_classifier(self) -> nn.Module:
+        """What turns the pooled feature into logits: the BNNeck, then the classifier."""
+        return nn.Sequential(self.neck, self.head)
+
+    def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
+        """The pooled feature before the BNNeck (``pre_logits=True``), or identity logits
+        ``(B, num_classes)`` through BNNeck and classifier."""
+        pooled = self.pool(features)
+        return pooled if pre_logits else self.head(self.neck(pooled))
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The retrieval feature: after the BNNeck (or the pooled feature with ``neck="none"``).
+        Call in eval mode, so that the BNNeck uses its running statistics."""
+        return self.neck(self.pool(self.backbone(x)))
+
+
+class ReIDResNet50(ReIDNet):
     """The strong baseline's ResNet with last stride 1 and a BNNeck, under the model protocol.
 
     num_classes: training identities (0: no classifier; ``forward`` then returns the BNNeck feature).
@@ -135,44 +193,70 @@ class ReIDResNet50(ProtocolModel):
         self.backbone = nn.Sequential(
             OrderedDict((n, getattr(net, n)) for n in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"))
         )
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.arch, self.neck_type, self.last_stride = backbone, neck, last_stride
-        self.in_channels = 3
-        self.num_features = net.fc.in_features
-        if neck == "bnneck":
-            self.neck = nn.BatchNorm1d(self.num_features)
-            nn.init.ones_(self.neck.weight)
-            nn.init.zeros_(self.neck.bias)
-            self.neck.bias.requires_grad_(False)  # a shift before a bias-free classifier is redundant
-        else:
-            self.neck = nn.Identity()
-        self.reset_classifier(num_classes)
+        self.arch, self.last_stride = backbone, last_stride
+        self._make_neck(net.fc.in_features, neck, num_classes)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """A new classifier for ``num_classes`` identities (0: none): behind the BNNeck bias-free and
-        initialized N(0, 0.001²); without a neck with a bias and PyTorch's default initialization
-        (both as the strong baseline's released code)."""
-        self.num_classes = int(num_classes)
-        self.head = _new_classifier(self.num_features, self.num_classes, bias=self.neck_type == "none")
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """The last stage's feature map, ``(B, num_features, H/16, W/16)`` with last stride 1."""
-        return self.backbone(x)
+class _TimmFeatures(nn.Module):
+    """A timm model's ``forward_features`` as a module's ``forward`` (its feature map)."""
 
-    def pool(self, features: Tensor) -> Tensor:
-        return self.global_pool(features).flatten(1)
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
 
-    def get_classifier(self) -> nn.Module:
-        """What turns the pooled feature into logits: the BNNeck, then the classifier."""
-        return nn.Sequential(self.neck, self.head)
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net.forward_features(x)
 
-    def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
-        """The pooled feature before the BNNeck (``pre_logits=True``), or identity logits
-        ``(B, num_classes)`` through BNNeck and classifier."""
-        pooled = self.pool(features)
-        return pooled if pre_logits else self.head(self.neck(pooled))
 
-    def embed(self, x: Tensor) -> Tensor:
-        """The retrieval feature: after the BNNeck (or the pooled feature with ``neck="none"``).
-        Call in eval mode, so that the BNNeck uses its running statistics."""
-        return self.neck(self.pool(self.backbone(x)))
+def last_strided_conv(net: nn.Module):
+    """(name, module) of the last 2-D convolution with stride 2 in ``net`` (the last stage's
+    downsampling), or None."""
+    found = None
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Conv2d) and tuple(module.stride) == (2, 2):
+            found = (name, module)
+    return found
+
+
+class ReIDTimm(ReIDNet):
+    """The strong baseline's neck on any timm backbone (``timm/<arch>``), as :class:`ReIDResNet50` on a
+    torchvision ResNet.
+
+    last_stride: 1 sets the stride of the backbone's last strided convolution to 1 (its name is kept
+                 in ``last_stride_layer``; EfficientNet-Lite: ``blocks.5.0.conv_dw``), so the feature
+                 map is twice as large on each side; 2 leaves the network as built.
+    pretrained:  None (random init) or "imagenet": the weights an installed package ships
+                 (:mod:`adamixup.models.weights`; nothing is downloaded).
+    """
+
+    def __init__(self, num_classes: int = 751, last_stride: int = 1, neck: str = "bnneck",
+                 pretrained: Union[bool, str, None] = None, backbone: str = "timm/efficientnet_lite0", in_channels: int = 3):
+        super().__init__()
+        if last_stride not in (1, 2):
+            raise ValueError(f"last_stride must be 1 or 2, got {last_stride}")
+        if in_channels != 3:
+            raise ValueError(f"{type(self).__name__} reads RGB images (in_channels=3), got in_channels={in_channels}")
+        try:
+            import timm
+        except ImportError:
+            raise ValueError(f'backbone {backbone} needs timm: pip install "adamixup[timm]"') from None
+        arch = backbone[len("timm/"):] if backbone.startswith("timm/") else backbone
+        if not timm.is_model(arch):
+            raise ValueError(f"timm has no model {arch!r}")
+        net = timm.create_model(arch, num_classes=0)
+        if pretrained:
+            from .weights import load_imagenet
+
+            if pretrained not in (True, "imagenet"):
+                raise ValueError(f"pretrained={pretrained!r}: a timm backbone takes pretrained=imagenet (weights from a package)")
+            load_imagenet(net, arch)
+        self.last_stride_layer = None
+        if last_stride == 1:
+            found = last_strided_conv(net)
+            if found is None:
+                raise ValueError(f"timm's {arch} has no strided convolution whose stride last_stride=1 could undo; use last_stride=2")
+            self.last_stride_layer, conv = found
+            conv.stride = (1, 1)
+        self.backbone = _TimmFeatures(net)
+        self.arch, self.last_stride = backbone, last_stride
+        self._make_neck(net.num_features, neck, num_classes)

