@@ -72,7 +72,7 @@ def main() -> None:
     models = {}
     for arch in ("efficientnet_lite0", "tf_efficientnet_lite0"):
         m = timm.create_model(arch, num_classes=0).eval()
-        load_imagenet(m, "efficientnet_lite0")  # the same file: the two variants differ only in padding
+        load_imagenet(m, arch)  # the same file: the two variants differ only in padding
         models[arch] = m
     models["random init"] = timm.create_model("efficientnet_lite0", num_classes=0).eval()
     variants = [("efficientnet_lite0", "0.5 / 0.5", HALF, HALF), ("efficientnet_lite0", "ImageNet", *IMAGENET),

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from ..mixing import METHODS, build_mixer
 from ..models.reid_resnet import ReIDNet, ReIDResNet50, ReIDTimm
-from ..models.weights import weight_package
+from ..models.weights import PACKAGES, weight_package
 from ..train.config import RECIPE_DIR, ConfigError, RunConfig, find_recipe, load_recipe, update_config
 from ..train.engine import (StepOutput, Task, Trained, TrainingError, build_optimizer, resume_run, select_device, start_run,
                             trainable)
@@ -150,8 +150,8 @@ class ReIDConfig(RunConfig):
         if self.pretrained == "imagenet":
             spec = weight_package(arch)
             if spec is None:
-                raise self.bad("pretrained", f"no package ships ImageNet weights for {self.backbone}; these do: "
-                                             "timm/efficientnet_lite0, timm/efficientnet_lite1, timm/efficientnet_lite2")
+                raise self.bad("pretrained", f"no package ships ImageNet weights for {self.backbone}; these have them: "
+                                             f"{', '.join('timm/' + a for a in PACKAGES)}")
             try:
                 weights_file(spec)
             except WeightsError as err:
