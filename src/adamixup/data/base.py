@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
+
+CACHE_ENV = "ADAMIXUP_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """``$ADAMIXUP_CACHE``, else ``$XDG_CACHE_HOME/adamixup``, else ``~/.cache/adamixup``: where decoded
+    image folders and parsed embedded sets are kept."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "adamixup"
 
 
 EVAL_SPLITS = ("test", "validation")

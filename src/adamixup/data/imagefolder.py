@@ -43,13 +43,12 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .base import DataError
+from .base import CACHE_ENV, DataError, default_cache_dir  # noqa: F401  (CACHE_ENV: for callers of this module)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "test")
 CACHE_MODES = ("stat", "content", "off")
 CACHE_FORMAT = 1  # bump when the decoding or the file layout changes: old cache files then miss
-CACHE_ENV = "ADAMIXUP_CACHE"
 
 
 class CacheWarning(UserWarning):
@@ -154,15 +153,6 @@ def _list_folder(root: Path):
 
 
 # --------------------------------------------------------------------------- cache
-
-
-def default_cache_dir() -> Path:
-    """``$ADAMIXUP_CACHE``, else ``$XDG_CACHE_HOME/adamixup``, else ``~/.cache/adamixup``."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "adamixup"
 
 
 def cache_mode(cache: Union[bool, str, None]) -> str:
