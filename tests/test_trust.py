@@ -114,3 +114,18 @@ def test_fp16_on_a_cpu_is_warned_about(tmp_path, capsys):
     assert main(["train", *TINY, "--method", "erm", "--precision", "fp16", "--device", "cpu",
                  "--run-dir", str(tmp_path / "r")]) == 0
     assert "fp16 autocast on a CPU is far slower" in capsys.readouterr().err
+
+
+def test_an_interrupted_study_report_leaves_nothing(tmp_path, monkeypatch):
+    from adamixup.study import report
+
+    def interrupted(plan, ledger, out, **kwargs):
+        out = tmp_path / "rep"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "quick.md").write_text("half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "write_report", interrupted)
+    (tmp_path / "ledger").mkdir()
+    assert main(["study", "report", "quick", "--ledger", str(tmp_path / "ledger"), "--out", str(tmp_path / "rep")]) == 130
+    assert not (tmp_path / "rep").exists()

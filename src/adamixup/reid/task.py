@@ -471,8 +471,10 @@ def export(run_dir: Path, out: Optional[Path] = None, checkpoint: str = "last", 
     out = Path(out) if out else (run.features / sub if sub else run.features)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; name a folder for query.npz and gallery.npz")
-    for name, loader in (("query", q_loader), ("gallery", g_loader)):
-        fs = extract_features(model, loader, dev)
+    # both sets first, then the files (each written under a temporary name, then renamed): Ctrl-C while
+    # the features are computed leaves nothing behind
+    sets = {name: extract_features(model, loader, dev) for name, loader in (("query", q_loader), ("gallery", g_loader))}
+    for name, fs in sets.items():
         export_features(out / f"{name}.npz", fs.features, fs.pids, fs.camids, fs.paths)
     return out
 

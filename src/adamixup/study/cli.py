@@ -157,7 +157,10 @@ def _report(plan, ledger, out, name, plots, runs) -> None:
     if Path(out).exists() and not Path(out).is_dir():
         raise StudyError(f"--out {out} is a file; name a folder for the report")
     command = f"adamixup study report {plan.source}" + "".join(f" --ledger {d}" for d in ledger.folders) + f" --out {out}"
-    analysis = write_report(plan, ledger, out, name=name, plots=plots, runs=runs, command=command)
+    from ..train.rundir import leaves_nothing_new
+
+    with leaves_nothing_new(out):  # an interrupted report leaves no half of its files
+        analysis = write_report(plan, ledger, out, name=name, plots=plots, runs=runs, command=command)
     cov = analysis["coverage"]
     path = Path(out) / f"{name or plan.name}.md"
     print(f"wrote {path} ({cov['done']} of {cov['planned']} planned runs" + (", a partial report" if cov["partial"] else "")

@@ -91,33 +91,13 @@ def compare(base, methods: Sequence[str], seeds: Sequence[int], out_dir: Path,
         raise ConfigError(str(err)) from None
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"output folder {out_dir} is a file; choose another --out")
-    before = _existing(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
+    from ..train.rundir import leaves_nothing_new
+
+    # a failed or interrupted comparison leaves nothing, unless a finished record or a checkpoint is worth keeping
+    worth_keeping = lambda folder: any(folder.rglob("*.pt")) or any((folder / "ledger").glob("*.json"))  # noqa: E731
+    with leaves_nothing_new(out_dir, keep=worth_keeping):
+        out_dir.mkdir(parents=True, exist_ok=True)
         return _compare(base, plan, runs, methods, seeds, out_dir, log, workers, threads)
-    except BaseException:
-        _remove_new(out_dir, before)
-        raise
-
-
-def _existing(folder: Path) -> Optional[set]:
-    """The paths under ``folder`` now (None: the folder does not exist)."""
-    return set(folder.rglob("*")) if folder.is_dir() else None
-
-
-def _remove_new(folder: Path, before: Optional[set]) -> None:
-    """After a failed or interrupted comparison: remove what it made, unless something there is worth
-    keeping (a finished run's record, a checkpoint to resume from)."""
-    if any(folder.rglob("*.pt")) or any((folder / "ledger").glob("*.json")):
-        return
-    if before is None:
-        shutil.rmtree(folder, ignore_errors=True)
-        return
-    for path in sorted(set(folder.rglob("*")) - before, key=lambda p: len(p.parts), reverse=True):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
 
 
 def _compare(base, plan, runs, methods, seeds, out_dir: Path, log, workers, threads) -> List[Dict[str, Any]]:

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -29,6 +30,28 @@ from .config import ConfigError, load_yaml
 RUN_ID = "run_id"  # the key of config.yaml (and of every checkpoint) that names the run
 # config keys that may differ between a run's checkpoint and its config.yaml: --resume changes them
 RESUMABLE_KEYS = ("epochs", "device", "quiet", "run_dir")
+
+
+@contextlib.contextmanager
+def leaves_nothing_new(folder: Union[str, os.PathLike], keep: Callable[[Path], bool] = lambda folder: False):
+    """On any failure or Ctrl-C inside the block, remove what it added under ``folder`` (the folder
+    itself if it made it), unless ``keep(folder)`` says something there is worth keeping (a
+    checkpoint to resume from, a finished record)."""
+    folder = Path(folder)
+    before = set(folder.rglob("*")) if folder.is_dir() else None
+    try:
+        yield folder
+    except BaseException:
+        if folder.is_dir() and not keep(folder):
+            if before is None:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                for path in sorted(set(folder.rglob("*")) - before, key=lambda p: len(p.parts), reverse=True):
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
+        raise
 
 
 def warn(message: str) -> None:
