@@ -82,3 +82,15 @@ def test_what_cannot_work_is_one_sentence(trained, tmp_path, capsys):
         assert main(argv) != 0
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and expected in err[0], err
+
+
+def test_the_own_data_set_in_another_split_is_scored_apart():
+    """The run's own data set with other reader options is another query and gallery: its pictures go
+    to their own folder, named for the options."""
+    from adamixup.reid.task import ReIDConfig, _cross_folder
+
+    config = ReIDConfig(dataset="cuhk01", data_root="/d/cuhk01", dataset_args={"num_test": 486, "split": 0})
+    assert _cross_folder(config, "cuhk01", "/d/cuhk01", {"num_test": 486, "split": 0}) == ""
+    assert _cross_folder(config, "cuhk01", "/d/cuhk01", {"num_test": 100, "split": 3}) == "cross-cuhk01-num_test100-split3"
+    assert _cross_folder(config, "market1501", "/d/market", None) == "cross-market1501"
+    assert _cross_folder(config, "cuhk01", "/e/other-copy", {"num_test": 486, "split": 0}) == "cross-cuhk01-other-copy"

@@ -399,17 +399,24 @@ def read_target(dataset: str, data_root: Optional[str], dataset_args: Optional[D
     return data
 
 
-def _cross_folder(config: ReIDConfig, dataset: Optional[str], data_root: Optional[str]) -> str:
-    """The sub-folder for another data set's pictures and features: ``cross-<name>``, or
-    ``cross-<name>-<folder>`` when it has the run's own data set's name (another copy or layout); "" for
-    the run's own data set."""
+def _cross_folder(config: ReIDConfig, dataset: Optional[str], data_root: Optional[str],
+                  dataset_args: Optional[Dict[str, Any]] = None) -> str:
+    """The sub-folder for another data set's pictures and features: ``cross-<name>``, with the folder's
+    name when it shares the run's data set's name (another copy or layout) and the reader's options when
+    they differ from the run's (another split, say); "" for the run's own query and gallery."""
     if dataset is None:
         return ""
     key = dataset.lower().replace("-", "").replace("_", "")
-    own_root = Path(config.data_root).resolve() if config.data_root else None
-    if key == config.dataset and data_root and own_root == Path(data_root).resolve():
+    same_root = bool(config.data_root and data_root) and Path(config.data_root).resolve() == Path(str(data_root)).resolve()
+    args = dict(dataset_args or {})
+    if key == config.dataset and same_root and args == dict(config.dataset_args):
         return ""
-    return f"cross-{key}" if key != config.dataset else f"cross-{key}-{Path(str(data_root)).name}"
+    parts = [f"cross-{key}"]
+    if key == config.dataset and not same_root:
+        parts.append(Path(str(data_root)).name)
+    if args and (key != config.dataset or args != dict(config.dataset_args)):
+        parts += [f"{k}{v}" for k, v in sorted(args.items())]
+    return "-".join(parts)
 
 
 def evaluate(run_dir: Path, checkpoint: str = "last", rerank: bool = False, device: str = "auto",
@@ -423,7 +430,7 @@ def evaluate(run_dir: Path, checkpoint: str = "last", rerank: bool = False, devi
     run = RunDir(run_dir)
     target = read_target(dataset, data_root, dataset_args) if dataset is not None else None
     config, data, model, _, _ = load(run.path, checkpoint, device, data=target)
-    sub = _cross_folder(config, dataset, data_root)
+    sub = _cross_folder(config, dataset, data_root, dataset_args)
     result = evaluate_model(model, config, data, next(model.parameters()).device, rerank=rerank)
     _pictures(result, run.plots / sub if sub else run.plots, checkpoint, rerank, data.query, data.gallery)
     scored = dataset.lower().replace("-", "").replace("_", "") if dataset is not None else config.dataset
@@ -465,7 +472,7 @@ def export(run_dir: Path, out: Optional[Path] = None, checkpoint: str = "last", 
     run = RunDir(run_dir)
     target = read_target(dataset, data_root, dataset_args) if dataset is not None else None
     config, data, model, _, _ = load(run.path, checkpoint, device, data=target)
-    sub = _cross_folder(config, dataset, data_root)
+    sub = _cross_folder(config, dataset, data_root, dataset_args)
     dev = next(model.parameters()).device
     q_loader, g_loader = test_loaders(config, data)
     out = Path(out) if out else (run.features / sub if sub else run.features)
