@@ -66,9 +66,7 @@ def test_local_links_exist():
                 continue
             if not (page.parent / target).resolve().exists():
                 missing.append(f"{page.name}: {target}")
-    # reports of plans still running are linked before they exist; nothing else may be missing
-    pending = {"fidelity-digits10.md"}
-    assert [m for m in missing if Path(m.split(": ")[1]).name not in pending] == []
+    assert missing == []
 
 
 def test_pages_stay_short():
