@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
-from ..plots import figure, lambda_distribution, save_figure  # noqa: F401  (lambda_distribution: both tasks draw it)
+from ..plots import figure, save_figure
 
 LOSS_KEYS = ("train_loss", "loss_clean", "loss_mixed", "loss_intrusion")
 

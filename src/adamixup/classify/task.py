@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ..data import BatchAugment, Dataset, load_dataset
 from ..mixing import build_mixer, get_method
 from ..models import ModelError, build_model
+from ..plots import lambda_distribution
 from ..train.config import ConfigError
 from ..train.engine import (StepOutput, Task, Trained, TrainingError, autocast, build_optimizer, resume_run, select_device,
                             start_run, trainable)
@@ -169,7 +170,7 @@ class ClassificationTask(Task):
         title = f"{self.config.dataset} · {self.config.method}"
         plots.learning_curves(history, run.plots / "learning_curves.png", title=title)
         if any("lam_hist" in m for m in history):
-            plots.lambda_distribution(history, run.plots / "lambda_distribution.png")
+            lambda_distribution(history, run.plots / "lambda_distribution.png")
         out = last.mix if last is not None else None
         if out is not None and out.mixed is not None and out.partners is not None and out.lam.numel() == out.partners.numel():
             # a few mixes of the last batch, labelled with their inputs' classes in input order

@@ -1,9 +1,9 @@
 """The methods, by name: the only list of them. Config validation, the CLI, the trainers
 and the studies all read :data:`METHODS`.
 
-A method is a mixer class and the options it fixes (``adamixup-paper`` is AdaMixUp with the paper's
-settings; the controls are mixers with one part taken away). Each mixer class states its smallest
-batch (``min_batch``) and its options (its constructor's keyword arguments); one that takes the
+A method is a mixer class and the options it fixes (``adamixup-paper`` is AdaMixUp with the authors'
+released settings, :data:`PAPER_SETTINGS`; the controls are mixers with one part taken away). Each
+mixer class states its smallest batch (``min_batch``) and its options (its constructor's keyword arguments); one that takes the
 classifier (``model``) to size its own networks gets it when built (and reads the input channels from it).
 Adding a mixer: one file, and one line here.
 """
@@ -58,7 +58,8 @@ METHODS: Dict[str, Method] = {
     "erm": Method(ERM, "plain training: cross-entropy on the batch"),
     "mixup": Method(MixUp, "MixUp: every sample mixed with a random partner, λ ~ Beta(α, α)"),
     "adamixup": Method(AdaMixUp, "AdaMixUp with the package defaults (λ from a learned policy π, φ on its own body)"),
-    "adamixup-paper": Method(AdaMixUp, "AdaMixUp with the paper's settings", fixed=dict(PAPER_SETTINGS)),
+    "adamixup-paper": Method(AdaMixUp, "AdaMixUp as the authors' released code trains it (AdaMixUp.paper)",
+                              fixed=dict(PAPER_SETTINGS)),
     # controls (README, Results): what π and φ add over the same batch layout and clean loss
     "mixup-clean": Method(MixUp, "control: MixUp plus the clean loss on all B samples",
                           fixed={"include_clean": True}),

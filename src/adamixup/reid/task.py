@@ -124,12 +124,7 @@ class ReIDConfig(RunConfig):
             raise self.bad("center_lr", "the center loss (center_weight > 0) needs the centers' learning rate")
         if self.k < 2 and self.triplet_weight > 0:
             raise self.bad("k", "the triplet loss needs at least 2 images per identity")
-        reader = READERS[self.dataset]
-        accepted = set(inspect.signature(reader).parameters) - {"root"}
-        unknown = sorted(set(self.dataset_args) - accepted)
-        if unknown:
-            raise ConfigError(f"config key 'dataset_args.{unknown[0]}' is not an option of the {self.dataset} reader; "
-                              f"its options are {', '.join(sorted(accepted)) or 'none'}")
+        check_reader_options(self.dataset, self.dataset_args, "config key 'dataset_args.{}'")
         if self.backbone.startswith("timm/"):
             self._check_timm_backbone()
         self.check_batch("p", self.p * self.k)
@@ -158,6 +153,15 @@ class ReIDConfig(RunConfig):
                 raise ConfigError(str(err)) from None
         elif self.pretrained is not None:
             raise self.bad("pretrained", "a timm backbone takes pretrained: imagenet (a package's weights) or none")
+
+
+def check_reader_options(dataset: str, options: Dict[str, Any], name: str) -> None:
+    """Refuse reader options the data set's reader does not take (``name``: how to call one, with ``{}``)."""
+    accepted = set(inspect.signature(READERS[dataset]).parameters) - {"root"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ConfigError(f"{name.format(unknown[0])} is not an option of the {dataset} reader; its options are "
+                          f"{', '.join(sorted(accepted)) or 'none'}")
 
 
 def list_recipes() -> List[str]:
@@ -386,12 +390,7 @@ def read_target(dataset: str, data_root: Optional[str], dataset_args: Optional[D
         raise ConfigError(f"--dataset {dataset!r} is not a re-ID data set; choose one of {', '.join(READERS)}")
     if not data_root:
         raise ConfigError(f"--dataset {dataset} needs --data-root, the folder holding it")
-    reader = READERS[key]
-    accepted = set(inspect.signature(reader).parameters) - {"root"}
-    unknown = sorted(set(dataset_args or {}) - accepted)
-    if unknown:
-        raise ConfigError(f"dataset_args.{unknown[0]} is not an option of the {key} reader; its options are "
-                          f"{', '.join(sorted(accepted)) or 'none'}")
+    check_reader_options(key, dataset_args or {}, "dataset_args.{}")
     data = read_reid_dataset(key, data_root, **(dataset_args or {}))
     for part in ("query", "gallery"):
         if len(getattr(data, part)) == 0:

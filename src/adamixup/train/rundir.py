@@ -196,15 +196,20 @@ class RunDir:
             raise TrainingError(f"{cfg_path} is empty, so the run's settings are unknown")
         if not isinstance(values, dict):
             raise TrainingError(f"{cfg_path} is not a mapping of config keys, so the run's settings are unknown")
-        values = dict(values)
-        run_id = values.pop(RUN_ID, None)
-        self.run_id = str(run_id) if run_id is not None else None
-        self._config_values = dict(values)
+        values = self._remember(values)
         try:
             return config_from_dict(values, str(cfg_path))
         except ConfigError as err:
             msg = str(err)
             raise ConfigError(msg if str(cfg_path) in msg else f"{cfg_path}: {msg}") from None
+
+    def _remember(self, values: Dict[str, Any]) -> Dict[str, Any]:
+        """Take the run's id out of config.yaml's values and keep both; returns the config keys."""
+        values = dict(values)
+        run_id = values.pop(RUN_ID, None)
+        self.run_id = str(run_id) if run_id is not None else None
+        self._config_values = dict(values)
+        return values
 
     # ---- metrics ------------------------------------------------------------------------------
     def append_metrics(self, record: Dict[str, Any]) -> None:
@@ -264,9 +269,7 @@ class RunDir:
             except (OSError, UnicodeDecodeError, ConfigError):
                 values = None
             if isinstance(values, dict):
-                values = dict(values)
-                run_id = values.pop(RUN_ID, None)
-                self.run_id, self._config_values = (str(run_id) if run_id is not None else None), values
+                self._remember(values)
         theirs = ckpt.get(RUN_ID)
         if theirs is not None and self.run_id is not None and str(theirs) != self.run_id:
             origin = (ckpt.get("config") or {}).get("run_dir") if isinstance(ckpt.get("config"), dict) else None
