@@ -139,3 +139,39 @@ def test_old_reid_flag_names_still_work_for_one_release(capsys):
     assert err[1].startswith("adamixup: error: no re-ID recipe 'nope'")
     assert main(["reid", "train", "--mixer", "mixup", "--method", "erm", "--data-root", "x"]) == 2
     assert "--mixer is the old name of --method; give only --method" in capsys.readouterr().err
+
+
+def test_compare_draws_two_runs_side_by_side_and_refuses_other_images(tmp_path, market, capsys):
+    from adamixup.reid.task import export as export_reid
+
+    a = tmp_path / "a"
+    train_reid(cfg(market, epochs=1), a)
+    b = tmp_path / "b"
+    train_reid(cfg(market, epochs=1, seed=1, method="mixup"), b)
+    features_b = export_reid(b)  # one side as exported features: the run's config is found beside them
+    out = tmp_path / "cmp" / "side.png"
+    assert main(["reid", "compare", f"scratch={a}", f"other={features_b}", "--out", str(out), "--queries", "0,3",
+                 "--topk", "5"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    rows = {line.split("|")[1].strip(): [float(x) for x in line.split("|")[2:-1]] for line in printed if line.startswith("| scratch") or line.startswith("| other")}
+    # each run's numbers are those `reid evaluate` gives it
+    for label, run in (("scratch", a), ("other", b)):
+        m = evaluate_reid_run(run)
+        assert rows[label] == pytest.approx([m[k] for k in ("mAP", "rank1", "rank5", "rank10", "rank20", "mINP")], abs=0.051)
+    with Image.open(out) as img:
+        # 2 queries x 2 runs, 14-pixel captions, a 14-pixel strip between the queries; 5 gallery tiles + the query + a gap
+        assert img.size == (64 * 6 + 21, (128 + 14) * 4 + 14)
+    # another data set's images cannot be compared tile by tile
+    other = make_market(tmp_path / "m2" / "Market-1501", ids=6, seed=1)
+    c = tmp_path / "c"
+    train_reid(build_reid_config("bot", {**TINY, "data_root": str(other), "epochs": 1}), c)
+    assert main(["reid", "compare", f"a={a}", f"c={c}", "--out", str(tmp_path / "x.png")]) == 1
+    assert "a and c have different query images (8 and 6)" in capsys.readouterr().err
+    # usage errors exit 2, what the data says 1; each is one sentence
+    for bad, code, says in ((["a", f"b={b}"], 2, "LABEL=PATH"), ([f"a={a}", f"a={b}"], 2, "given twice"),
+                            ([f"a={a}"], 2, "two runs"), ([f"a={a}", f"n={tmp_path}"], 1, "neither a re-ID run directory"),
+                            ([f"a={a}", f"b={b}", "--queries", "99"], 2, "query index 99 is outside 0..7"),
+                            ([f"a={a}", f"b={b}", "--queries", "x"], 2, "query indices separated by commas")):
+        assert main(["reid", "compare", *bad, "--out", str(tmp_path / "y.png")]) == code
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err

@@ -132,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", choices=["last", "best"], default="last", help="which checkpoint: last (default) or best")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     _add_target(p)
+    p = rsub.add_parser("compare", help="several runs' ranked lists of the same queries side by side, and their metrics")
+    p.add_argument("sources", nargs="+", metavar="LABEL=PATH",
+                   help="a label and a run directory or exported feature folder, e.g. scratch=runs/a pretrained=runs/b")
+    p.add_argument("--out", required=True, help="the picture to write (.png)")
+    p.add_argument("--queries", help="the query indices to draw, comma-separated (default: the first 8)")
+    p.add_argument("--topk", type=int, default=10, help="gallery images per row (default 10)")
+    p.add_argument("--rerank", action="store_true", help="rank by k-reciprocal re-ranked distances")
+    p.add_argument("--checkpoint", choices=["last", "best"], default="last", help="which checkpoint: last (default) or best")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     rsub.add_parser("recipes", help="list the shipped re-ID recipes (the strong baseline's ablation)")
     return parser
 
@@ -296,7 +305,7 @@ def _renamed(args: argparse.Namespace, old: str, new: str) -> None:
 
 def cmd_reid(args: argparse.Namespace) -> int:
     if args.reid_command is None:
-        raise CLIError("adamixup reid needs a command: train, evaluate, export or recipes")
+        raise CLIError("adamixup reid needs a command: train, evaluate, export, compare or recipes")
     from .reid import task as reid
     from .train.config import parse_set
 
@@ -332,6 +341,8 @@ def cmd_reid(args: argparse.Namespace) -> int:
             print(f"mAP {final.get('mAP', float('nan')):.1f}%, rank-1 {final.get('rank1', float('nan')):.1f}%{where} after "
                   f"{summary['epochs_done']} epochs; run directory {summary['run_dir']}")
         return 0
+    if args.reid_command == "compare":
+        return _compare(args, reid)
     target = _target(args, parse_set)
     if args.reid_command == "evaluate":
         if args.features is not None:
@@ -353,6 +364,35 @@ def cmd_reid(args: argparse.Namespace) -> int:
                     lambda: reid.export(Path(args.run_dir), Path(args.out) if args.out else None, args.checkpoint,
                                         args.device, **target))
     print(f"wrote {out / 'query.npz'} and {out / 'gallery.npz'}")
+    return 0
+
+
+def _compare(args: argparse.Namespace, reid) -> int:
+    sources: Dict[str, Path] = {}
+    for item in args.sources:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise CLIError(f"{item!r}: give each run as LABEL=PATH, e.g. scratch=runs/cuhk01-erm-seed0")
+        if label in sources:
+            raise CLIError(f"the label {label!r} is given twice; give each run its own")
+        sources[label] = Path(path)
+    if not args.out.lower().endswith(".png"):
+        raise CLIError(f"--out {args.out}: the picture is a PNG; name a file ending in .png")
+    if args.topk < 1:
+        raise CLIError(f"--topk {args.topk}: give 1 or more")
+    try:
+        queries = [int(q) for q in args.queries.split(",")] if args.queries else None
+    except ValueError:
+        raise CLIError(f"--queries {args.queries}: give query indices separated by commas, e.g. 0,5,9") from None
+    try:
+        metrics = reid.compare(sources, Path(args.out), args.checkpoint, args.rerank, args.device, queries, args.topk)
+    except ValueError as err:  # a query index outside the query set
+        raise CLIError(str(err)) from None
+    print(f"| run | mAP | rank-1 | rank-5 | rank-10 | rank-20 | mINP |{' (re-ranked)' if args.rerank else ''}\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
+    for label, m in metrics.items():
+        print(f"| {label} | " + " | ".join(f"{m[k]:.1f}" for k in ("mAP", "rank1", "rank5", "rank10", "rank20", "mINP")) + " |")
+    print(f"wrote {args.out}")
     return 0
 
 

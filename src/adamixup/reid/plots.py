@@ -1,5 +1,6 @@
 """Pictures of re-ID results: the CMC curve, and ranked lists (a query and its top gallery matches,
-framed green for a true match and red for a false one).
+framed green for a true match and red for a false one; several models' lists of the same queries
+side by side).
 
 Both take plain arrays, or split-like objects with ``paths``, ``pids`` and ``camids`` (a
 :class:`adamixup.reid.data.ReIDSplit` or :class:`adamixup.reid.features.FeatureSet`). Figures are
@@ -72,7 +73,7 @@ def _tile(path: str, size: Tuple[int, int], colour: Tuple[int, int, int], border
 
 
 def plot_ranked_lists(
-    distmat: ArrayLike,
+    distmat: Union[ArrayLike, Dict[str, ArrayLike]],
     query,
     gallery,
     path: Union[str, os.PathLike],
@@ -85,7 +86,10 @@ def plot_ranked_lists(
     nearest gallery images by ``distmat``, framed green (same identity) or red (other identity),
     each captioned with its rank and distance. Written to the PNG ``path``; returns the path.
 
-    distmat:   ``(Q, G)`` distances; query, gallery: split-like (``paths``, ``pids``, ``camids``).
+    distmat:   ``(Q, G)`` distances, or a dict ``{label: distmat}`` of several models' distances over
+               the same query and gallery: then each query gets one row per model, side by side in
+               the label's order, the query's caption naming the model.
+    query, gallery: split-like (``paths``, ``pids``, ``camids``).
     query_indices: the queries to show (default: the first 8).
     tile_size: (width, height) of an image tile, frame included.
     remove_same_camera: leave out gallery images of the query's identity and camera, as the
@@ -93,11 +97,16 @@ def plot_ranked_lists(
     """
     from PIL import Image, ImageDraw
 
-    distmat = _np(distmat)
+    labelled = isinstance(distmat, dict)
+    models = {label: _np(d) for label, d in (distmat.items() if labelled else [("", distmat)])}
+    if not models:
+        raise ValueError("no distance matrix to draw")
     q_paths, q_pids, q_cams = _fields(query, "query")
     g_paths, g_pids, g_cams = _fields(gallery, "gallery")
-    if distmat.shape != (len(q_pids), len(g_pids)):
-        raise ValueError(f"distmat has shape {distmat.shape}, expected ({len(q_pids)}, {len(g_pids)}) for these splits")
+    for label, d in models.items():
+        if d.shape != (len(q_pids), len(g_pids)):
+            raise ValueError(f"distmat{f' {label!r}' if label else ''} has shape {d.shape}, expected "
+                             f"({len(q_pids)}, {len(g_pids)}) for these splits")
     if query_indices is None:
         query_indices = range(min(8, len(q_pids)))
     query_indices = list(query_indices)
@@ -108,21 +117,24 @@ def plot_ranked_lists(
             raise ValueError(f"query index {i} is outside 0..{len(q_pids) - 1}")
     w, h = tile_size
     caption, gap, border = 14, w // 3, max(2, w // 16)
-    canvas = Image.new("RGB", (w * (topk + 1) + gap, (h + caption) * len(query_indices)), "white")
+    group_gap = caption if len(models) > 1 else 0  # a blank strip between one query's rows and the next's
+    row_h = h + caption
+    canvas = Image.new("RGB", (w * (topk + 1) + gap, (row_h * len(models) + group_gap) * len(query_indices) - group_gap), "white")
     draw = ImageDraw.Draw(canvas)
-    for row, qi in enumerate(query_indices):
-        y = row * (h + caption)
-        canvas.paste(_tile(q_paths[qi], tile_size, QUERY_COLOUR, border), (0, y))
-        draw.text((2, y + h), f"query, id {q_pids[qi]}", fill=(0, 0, 0))
-        order = np.argsort(distmat[qi], kind="stable")
-        if remove_same_camera:
-            junk = (g_pids[order] == q_pids[qi]) & (g_cams[order] == q_cams[qi])
-            order = order[~junk]
-        for rank, gi in enumerate(order[:topk]):
-            colour = TRUE_COLOUR if g_pids[gi] == q_pids[qi] else FALSE_COLOUR
-            x = w + gap + rank * w
-            canvas.paste(_tile(g_paths[gi], tile_size, colour, border), (x, y))
-            draw.text((x + 2, y + h), f"{rank + 1}: {distance_label(distmat[qi, gi])}", fill=colour)
+    for group, qi in enumerate(query_indices):
+        for m, (label, d) in enumerate(models.items()):
+            y = group * (row_h * len(models) + group_gap) + m * row_h
+            canvas.paste(_tile(q_paths[qi], tile_size, QUERY_COLOUR, border), (0, y))
+            draw.text((2, y + h), f"{label}, id {q_pids[qi]}" if label else f"query, id {q_pids[qi]}", fill=(0, 0, 0))
+            order = np.argsort(d[qi], kind="stable")
+            if remove_same_camera:
+                junk = (g_pids[order] == q_pids[qi]) & (g_cams[order] == q_cams[qi])
+                order = order[~junk]
+            for rank, gi in enumerate(order[:topk]):
+                colour = TRUE_COLOUR if g_pids[gi] == q_pids[qi] else FALSE_COLOUR
+                x = w + gap + rank * w
+                canvas.paste(_tile(g_paths[gi], tile_size, colour, border), (x, y))
+                draw.text((x + 2, y + h), f"{rank + 1}: {distance_label(d[qi, gi])}", fill=colour)
     path = os.fspath(path)
     _ensure_dir(path)
     canvas.save(path)

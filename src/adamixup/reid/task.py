@@ -2,7 +2,7 @@
 
 The same verbs as :mod:`adamixup.classify`: ``train(config)``, ``resume(run_dir)``, ``evaluate(run_dir)``
 (on the run's own data set or another one), ``load(run_dir)``, plus ``export(run_dir)`` (features to
-``.npz``) and ``evaluate_exported(folder)``.
+``.npz``), ``evaluate_exported(folder)`` and ``compare({label: run})`` (ranked lists side by side).
 
 The step is :class:`adamixup.reid.objective.ReIDObjective` (ID + triplet + center, top to bottom);
 this module builds it from a :class:`ReIDConfig` (the recipes in ``recipes/reid`` hold the papers'
@@ -454,6 +454,54 @@ def evaluate_exported(features: Path, rerank: bool = False, run_dir: Optional[Pa
     result = evaluate_feature_sets(qf, gf, config, rerank)
     _pictures(result, features / "plots", "features", rerank, qf, gf)
     return {"dataset": str(features), **{k: result[k] for k in SCALARS}}
+
+
+def _source_features(source: Path, checkpoint: str, device: str) -> Tuple[FeatureSet, FeatureSet, ReIDConfig]:
+    """Query and gallery features of a run directory (computed with its last or best checkpoint) or of a
+    folder that `reid export` wrote, with the run's test-time config (the defaults for a loose folder)."""
+    source = Path(source)
+    if (source / "query.npz").is_file():
+        try:
+            qf, gf = load_features(source / "query.npz"), load_features(source / "gallery.npz")
+        except ValueError as err:
+            raise TrainingError(" ".join(str(err).split())) from None
+        run = next((p for p in (source.parent, source.parent.parent) if (p / "config.yaml").is_file()), None)
+        return qf, gf, RunDir(run).read_config(config_from_dict) if run is not None else ReIDConfig()
+    if not (source / "config.yaml").is_file():
+        raise TrainingError(f"{source} is neither a re-ID run directory (config.yaml) nor a folder of exported "
+                            "features (query.npz and gallery.npz)")
+    config, data, model, _, _ = load(source, checkpoint, device)
+    qf, gf = query_gallery_features(model, config, data, next(model.parameters()).device)
+    return qf, gf, config
+
+
+def _same_images(a: FeatureSet, b: FeatureSet) -> bool:
+    """The same images in the same order: identities, cameras and file names (folders may differ, e.g. a
+    data set reached by a relative path in one run and an absolute one in another)."""
+    return (len(a) == len(b) and np.array_equal(a.pids, b.pids) and np.array_equal(a.camids, b.camids)
+            and [Path(p).name for p in a.paths] == [Path(p).name for p in b.paths])
+
+
+def compare(sources: Dict[str, Path], out: Path, checkpoint: str = "last", rerank: bool = False, device: str = "auto",
+            query_indices: Optional[List[int]] = None, topk: int = 10) -> Dict[str, Dict[str, float]]:
+    """Several models' ranked lists of the same queries, side by side (one row per model under each
+    query) in the PNG ``out``, and each model's mAP / CMC / mINP (%), keyed by label.
+
+    sources: ``{label: run directory or exported feature folder}``, all scored on the same query and
+    gallery images (e.g. a model trained from scratch and one from ImageNet weights on one CUHK01 split);
+    each with its own run's metric and normalization. ``query_indices``: default the first 8 queries."""
+    if len(sources) < 2:
+        raise ConfigError("reid compare needs two runs or feature folders at least, e.g. scratch=RUN_A pretrained=RUN_B")
+    sets = {label: _source_features(Path(src), checkpoint, device) for label, src in sources.items()}
+    (first, (q0, g0, _)), *rest = sets.items()
+    for label, (qf, gf, _) in rest:
+        for part, a, b in (("query", q0, qf), ("gallery", g0, gf)):
+            if not _same_images(a, b):
+                raise TrainingError(f"{first} and {label} have different {part} images ({len(a)} and {len(b)}); "
+                                    "compare models on the same data set and split")
+    results = {label: evaluate_feature_sets(qf, gf, config, rerank) for label, (qf, gf, config) in sets.items()}
+    plot_ranked_lists({label: r["distmat"] for label, r in results.items()}, q0, g0, out, query_indices, topk)
+    return {label: {k: r[k] for k in SCALARS} for label, r in results.items()}
 
 
 def _pictures(result: Dict[str, Any], folder: Path, checkpoint: str, rerank: bool, query, gallery) -> None:
