@@ -12,7 +12,8 @@ import torch
 
 from adamixup.data import DataError, load_dataset
 from adamixup.data import imagefolder
-from adamixup.data.imagefolder import CacheWarning, cache_path, default_cache_dir
+from adamixup.data.base import default_cache_dir
+from adamixup.data.imagefolder import CacheWarning, cache_path
 
 RNG = np.random.default_rng(7)
 

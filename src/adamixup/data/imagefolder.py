@@ -43,7 +43,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .base import CACHE_ENV, DataError, default_cache_dir  # noqa: F401  (CACHE_ENV: for callers of this module)
+from .base import DataError, default_cache_dir
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "test")

@@ -97,8 +97,7 @@ def plot_ranked_lists(
     """
     from PIL import Image, ImageDraw
 
-    labelled = isinstance(distmat, dict)
-    models = {label: _np(d) for label, d in (distmat.items() if labelled else [("", distmat)])}
+    models = {label: _np(d) for label, d in (distmat if isinstance(distmat, dict) else {"": distmat}).items()}
     if not models:
         raise ValueError("no distance matrix to draw")
     q_paths, q_pids, q_cams = _fields(query, "query")
