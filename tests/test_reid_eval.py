@@ -225,6 +225,11 @@ def test_pictures_and_feature_files(tmp_path):
         export_features(tmp_path / "bad.npz", qf, q_pids[:2], q_cams, q_paths)
     with pytest.raises(ValueError, match="query index 9"):
         plot_ranked_lists(result["distmat"], query, gallery, tmp_path / "x.png", query_indices=[9])
+    # two models' rows under each query; a label wider than the query tile moves the gallery right, not under it
+    both = plot_ranked_lists({"a": result["distmat"], "a long label for a model": result["distmat"]}, query, gallery,
+                             tmp_path / "plots" / "both.png", query_indices=[0, 2], topk=3)
+    with Image.open(both) as img:
+        assert img.size[1] == (128 + 14) * 4 + 14 and img.size[0] > 64 * 4 + 21
 
 
 def test_extract_features_uses_embed_in_eval_mode():

@@ -116,6 +116,10 @@ def plot_ranked_lists(
             raise ValueError(f"query index {i} is outside 0..{len(q_pids) - 1}")
     w, h = tile_size
     caption, gap, border = 14, w // 3, max(2, w // 16)
+    captions = {label: (f"{label}, id " if label else "query, id ") for label in models}
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
+    widest = max(measure(f"{captions[label]}{q_pids[i]}") for label in models for i in query_indices)
+    gap = max(gap, int(widest) + 6 - w)  # a query caption wider than its tile pushes the gallery right, not over it
     group_gap = caption if len(models) > 1 else 0  # a blank strip between one query's rows and the next's
     row_h = h + caption
     canvas = Image.new("RGB", (w * (topk + 1) + gap, (row_h * len(models) + group_gap) * len(query_indices) - group_gap), "white")
@@ -124,7 +128,7 @@ def plot_ranked_lists(
         for m, (label, d) in enumerate(models.items()):
             y = group * (row_h * len(models) + group_gap) + m * row_h
             canvas.paste(_tile(q_paths[qi], tile_size, QUERY_COLOUR, border), (0, y))
-            draw.text((2, y + h), f"{label}, id {q_pids[qi]}" if label else f"query, id {q_pids[qi]}", fill=(0, 0, 0))
+            draw.text((2, y + h), f"{captions[label]}{q_pids[qi]}", fill=(0, 0, 0))
             order = np.argsort(d[qi], kind="stable")
             if remove_same_camera:
                 junk = (g_pids[order] == q_pids[qi]) & (g_cams[order] == q_cams[qi])
