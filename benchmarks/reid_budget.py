@@ -44,6 +44,13 @@ def measure(data_root: str, backbone: Optional[str], height: int, width: int, me
         overrides["pretrained"] = None
     cfg = build_reid_config(config, overrides)
     task = ReIDTask(cfg, torch.device("cpu"), 0, 1, data=data)
+    ev_row = {}
+    if evaluate:  # before any training step: the network as it starts
+        t0 = time.perf_counter()
+        task.model.eval()
+        ev = task.evaluate(1, final=True)
+        ev_row = {"eval_seconds": time.perf_counter() - t0, "eval_images": len(task.data.query) + len(task.data.gallery),
+                  "untrained_mAP": ev["mAP"], "untrained_rerank_mAP": ev["rerank_mAP"]}
     opts = task.optimizers()
     task.objective.train()
     gen = torch.Generator().manual_seed(0)
@@ -63,14 +70,7 @@ def measure(data_root: str, backbone: Optional[str], height: int, width: int, me
     step = sum(times) / len(times)
     row = {"backbone": cfg.backbone, "height": height, "width": width, "method": method, "s_per_step": step,
            "steps_per_epoch": task.steps_per_epoch, "train_images": len(task.data.train),
-           "parameters": sum(p.numel() for p in task.model.parameters())}
-    if evaluate:
-        t0 = time.perf_counter()
-        task.model.eval()
-        ev = task.evaluate(1, final=True)
-        row["eval_seconds"] = time.perf_counter() - t0
-        row["eval_images"] = len(task.data.query) + len(task.data.gallery)
-        row["untrained_mAP"], row["untrained_rerank_mAP"] = ev["mAP"], ev["rerank_mAP"]
+           "parameters": sum(p.numel() for p in task.model.parameters()), **ev_row}
     return row, task.data
 
 
