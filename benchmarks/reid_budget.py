@@ -12,7 +12,7 @@ mAP is that of the ImageNet features).
     python benchmarks/reid_budget.py --data-root ../shared/data/cuhk01 --sizes 128x64 160x64 \
         --backbones resnet18 --steps 4 --out benchmarks/results
     python benchmarks/reid_budget.py --config bot-lite0 --pretrained recipe --sizes 128x64 256x128 \
-        --methods erm mixup adamixup-paper adamixup --epochs 40 --name reid_budget_lite0
+        --methods erm mixup adamixup-paper adamixup --steps 2 --epochs 40 --eval-every 20 --name reid_budget_lite0
 
 Writes ``NAME.md`` and ``NAME.json`` (``--name``, default ``reid_budget``); the machine's load is
 recorded beside the figures (these CPUs are shared: a run beside another run is slower than one alone).

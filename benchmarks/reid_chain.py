@@ -50,13 +50,14 @@ def chain(plan_name: str, ledger: str, split: int) -> Dict[str, Any]:
     match = Ledger(ROOT / ledger).match(runs, warn=False)
     steps: Dict[str, Optional[Dict[str, float]]] = {}
     for step, _ in STEPS:
-        rec = next((r for k, r in match.used.items() if r["method"] == step and r["fold"] == split), None)
+        rec = next((r for r in match.used.values() if r["method"] == step and r["fold"] == split), None)
         steps[step] = None if rec is None else {
-            "mAP": rec["final"]["mAP"], "rank1": rec["final"]["rank1"],
-            "rerank_mAP": rec["final"].get("rerank_mAP"), "hours": rec["seconds"] / 3600}
-    hours = sum(r["seconds"] for r in match.used.values()) / 3600
+            "mAP": rec["final"]["mAP"], "rank1": rec["final"]["rank1"], "rerank_mAP": rec["final"].get("rerank_mAP")}
+    last = STEPS[-1][0]
     return {"plan": plan_name, "ledger": ledger, "steps": steps, "runs_done": len(match.used),
-            "runs_planned": len(runs), "machine_hours": hours}
+            "runs_planned": len(runs), "machine_hours": sum(r["seconds"] for r in match.used.values()) / 3600,
+            "resumed": sum(bool(r.get("resumed")) for r in match.used.values()),
+            "last_step_mAP_by_split": {r["fold"]: r["final"]["mAP"] for r in match.used.values() if r["method"] == last}}
 
 
 def _delta(value: Optional[float], before: Optional[float]) -> str:
@@ -98,13 +99,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     hours = "; ".join(f"`{r['plan']}`: {r['runs_done']} of {r['runs_planned']} runs, {r['machine_hours']:.1f} "
-                      f"machine-hours" for r in regimes)
+                      f"machine-hours" + (f" ({r['resumed']} resumed: their records count only the stretch after "
+                                          f"the last resume)" if r["resumed"] else "") for r in regimes)
+    spreads = []  # the strong baseline's mAP over the splits each regime has: how far runs lie apart
+    for title, reg in zip(titles, regimes):
+        by_split = reg["last_step_mAP_by_split"]
+        if len(by_split) > 1:
+            spreads.append(f"{title}: {min(by_split.values()):.1f}–{max(by_split.values()):.1f} over splits "
+                           f"{', '.join(str(k) for k in sorted(by_split))}")
+    spreads = "; ".join(spreads)
     md = (f"# The strong baseline's ablation chain in three regimes\n\n"
           f"Built by `python benchmarks/reid_chain.py --out {args.out}` from the ledgers "
           f"({', '.join('`' + r['ledger'] + '`' for r in regimes)}; only records that match their plan). "
           f"mAP and rank-1 in %, final epoch; (Δ): what the step added to the step before it, in mAP points. "
-          f"One run per step and regime: differences of a few points are within a single run's noise "
-          f"(the from-scratch a6 spans 36.9–40.5 mAP over three splits). With one true match per query, "
+          f"One run per step and regime: differences of a few points are within a single run's noise"
+          + (f" (the strong baseline's mAP, {spreads})" if spreads else "") + ". With one true match per query, "
           f"mINP equals mAP on CUHK01. Published: Luo et al. (CVPR-W 2019), Table 1, ImageNet ResNet-50 at "
           f"256×128 on Market-1501; a different data set and network, beside ours for orientation only.\n\n"
           f"{table(regimes, titles, args.split)}\n\n"

@@ -17,6 +17,8 @@ def test_chain_reads_the_committed_from_scratch_ledger():
     assert reg["steps"]["a6-center"]["mAP"] == pytest.approx(40.46, abs=0.01)
     assert reg["steps"]["a0-baseline"]["rank1"] == pytest.approx(6.6, abs=0.05)
     assert 10 < reg["machine_hours"] < 30
+    assert reg["resumed"] == 5 and sorted(reg["last_step_mAP_by_split"]) == [0, 1, 2]
+    assert reg["last_step_mAP_by_split"][0] == pytest.approx(40.46, abs=0.01)
     assert rc.chain("cuhk01-bot-cpu", "benchmarks/ledgers/cuhk01-bot-cpu", split=7)["steps"]["a6-center"] is None
 
 
