@@ -6,7 +6,7 @@ identity split, read from the committed ledgers (only records that match their p
     python benchmarks/reid_chain.py --out benchmarks/results
 
 Writes ``reid_chain.md`` and ``reid_chain.json``: each step's mAP / rank-1 / re-ranked mAP and what the
-step added to mAP, and the machine-hours each ledger holds. A step not yet in a ledger says so.
+step added to mAP, and the wall- and core-hours each ledger holds. A step not yet in a ledger says so.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ REGIMES = [  # (column title, plan, ledger relative to the repository)
 
 def chain(plan_name: str, ledger: str, split: int) -> Dict[str, Any]:
     """The chain's records of one plan on one split (step -> its final metrics) and the ledger's
-    machine-hours (every matched record, all splits)."""
+    wall- and core-hours (every matched record, all splits)."""
     from adamixup.study.ledger import Ledger
     from adamixup.study.plan import expand, load_plan
 
@@ -56,6 +56,9 @@ def chain(plan_name: str, ledger: str, split: int) -> Dict[str, Any]:
     last = STEPS[-1][0]
     return {"plan": plan_name, "ledger": ledger, "steps": steps, "runs_done": len(match.used),
             "runs_planned": len(runs), "machine_hours": sum(r["seconds"] for r in match.used.values()) / 3600,
+            # wall time x torch threads: a run resumed alone on two threads counts both cores
+            "core_hours": sum(r["seconds"] * r["machine"].get("torch_threads", 1) for r in match.used.values()) / 3600,
+            "multi_thread_runs": sum(r["machine"].get("torch_threads", 1) > 1 for r in match.used.values()),
             "resumed": sum(bool(r.get("resumed")) for r in match.used.values()),
             "last_step_mAP_by_split": {r["fold"]: r["final"]["mAP"] for r in match.used.values() if r["method"] == last}}
 
@@ -99,8 +102,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     hours = "; ".join(f"`{r['plan']}`: {r['runs_done']} of {r['runs_planned']} runs, {r['machine_hours']:.1f} "
-                      f"machine-hours" + (f" ({r['resumed']} resumed: their records count only the stretch after "
-                                          f"the last resume)" if r["resumed"] else "") for r in regimes)
+                      f"wall-hours, {r['core_hours']:.1f} core-hours"
+                      + (f" ({r['multi_thread_runs']} ran their last stretch alone on more threads)"
+                         if r["multi_thread_runs"] else "")
+                      + (f" ({r['resumed']} resumed: their records count only the stretch after "
+                         f"the last resume)" if r["resumed"] else "") for r in regimes)
     spreads = []  # the strong baseline's mAP over the splits each regime has: how far runs lie apart
     for title, reg in zip(titles, regimes):
         by_split = reg["last_step_mAP_by_split"]
@@ -117,8 +123,9 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"mINP equals mAP on CUHK01. Published: Luo et al. (CVPR-W 2019), Table 1, ImageNet ResNet-50 at "
           f"256×128 on Market-1501; a different data set and network, beside ours for orientation only.\n\n"
           f"{table(regimes, titles, args.split)}\n\n"
-          f"Machine time in the ledgers (every split; the sum of each run's wall time, one torch thread "
-          f"per run, two runs at a time on a 2-core CPU, so about core-hours): {hours}.\n")
+          f"Machine time in the ledgers (every split; the sum of each run's wall time, and of wall time × "
+          f"its torch threads, the core-hours; one thread per run, two runs at a time on a 2-core CPU, "
+          f"unless said): {hours}.\n")
     (out / "reid_chain.md").write_text(md)
     (out / "reid_chain.json").write_text(json.dumps({"split": args.split, "published_market1501": PUBLISHED_MARKET,
                                                       "regimes": regimes}, indent=1) + "\n")
