@@ -55,7 +55,7 @@ def chain(plan_name: str, ledger: str, split: int) -> Dict[str, Any]:
             "mAP": rec["final"]["mAP"], "rank1": rec["final"]["rank1"], "rerank_mAP": rec["final"].get("rerank_mAP")}
     last = STEPS[-1][0]
     return {"plan": plan_name, "ledger": ledger, "steps": steps, "runs_done": len(match.used),
-            "runs_planned": len(runs), "machine_hours": sum(r["seconds"] for r in match.used.values()) / 3600,
+            "runs_planned": len(runs), "wall_hours": sum(r["seconds"] for r in match.used.values()) / 3600,
             # wall time x torch threads: a run resumed alone on two threads counts both cores
             "core_hours": sum(r["seconds"] * r["machine"].get("torch_threads", 1) for r in match.used.values()) / 3600,
             "multi_thread_runs": sum(r["machine"].get("torch_threads", 1) > 1 for r in match.used.values()),
@@ -92,6 +92,17 @@ def table(regimes: Sequence[Dict[str, Any]], titles: Sequence[str], split: int) 
     return "\n".join(lines)
 
 
+def _hours(reg: Dict[str, Any]) -> str:
+    """One ledger's run count and machine time, with what makes the sums partial or uneven."""
+    notes = []
+    if reg["resumed"]:
+        notes.append(f"{reg['resumed']} resumed: their records count only the stretch after the last resume")
+    if reg["multi_thread_runs"]:
+        notes.append(f"{reg['multi_thread_runs']} ran their last stretch alone on more threads")
+    return (f"`{reg['plan']}`: {reg['runs_done']} of {reg['runs_planned']} runs, {reg['wall_hours']:.1f} wall-hours, "
+            f"{reg['core_hours']:.1f} core-hours" + (f" ({'; '.join(notes)})" if notes else ""))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", type=int, default=0, help="the identity split of the chain (default 0)")
@@ -101,12 +112,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     titles = [t for t, _, _ in REGIMES]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    hours = "; ".join(f"`{r['plan']}`: {r['runs_done']} of {r['runs_planned']} runs, {r['machine_hours']:.1f} "
-                      f"wall-hours, {r['core_hours']:.1f} core-hours"
-                      + (f" ({r['multi_thread_runs']} ran their last stretch alone on more threads)"
-                         if r["multi_thread_runs"] else "")
-                      + (f" ({r['resumed']} resumed: their records count only the stretch after "
-                         f"the last resume)" if r["resumed"] else "") for r in regimes)
+    hours = "; ".join(_hours(r) for r in regimes)
     spreads = []  # the strong baseline's mAP over the splits each regime has: how far runs lie apart
     for title, reg in zip(titles, regimes):
         by_split = reg["last_step_mAP_by_split"]
