@@ -98,7 +98,7 @@ def _hours(reg: Dict[str, Any]) -> str:
     if reg["resumed"]:
         notes.append(f"{reg['resumed']} resumed: their records count only the stretch after the last resume")
     if reg["multi_thread_runs"]:
-        notes.append(f"{reg['multi_thread_runs']} ran their last stretch alone on more threads")
+        notes.append(f"{reg['multi_thread_runs']} ran alone on more threads (a resumed one: its last stretch)")
     return (f"`{reg['plan']}`: {reg['runs_done']} of {reg['runs_planned']} runs, {reg['wall_hours']:.1f} wall-hours, "
             f"{reg['core_hours']:.1f} core-hours" + (f" ({'; '.join(notes)})" if notes else ""))
 
